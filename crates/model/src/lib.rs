@@ -5,10 +5,12 @@ pub mod contact;
 pub mod ids;
 pub mod login;
 pub mod role;
+pub mod secret;
 pub mod user;
 
 pub use contact::{Contact, ContactState};
 pub use ids::{CompanyId, UserId};
 pub use login::{Login, LoginError};
 pub use role::Role;
+pub use secret::Secret;
 pub use user::{Company, User};

@@ -1,1 +1,14 @@
-//! placeholder
+//! Domain services above the store: accounts and tenants, login sessions and tokens,
+//! contacts. They decide what is allowed; they know nothing of HTTP or XMPP wire formats.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod clock;
+pub mod contacts;
+pub mod error;
+pub mod password;
+pub mod tokens;
+
+pub use accounts::{Accounts, AccountsConfig, Actor, NewAccount, Tokens};
+pub use contacts::Contacts;
+pub use error::Error;
