@@ -1,4 +1,7 @@
 //! ChannelData framing (RFC 8656 §12.4) and first-byte demultiplexing (RFC 7983); borrows, never allocates.
+//!
+//! Channel numbers are accepted in the RFC 5766 range 0x4000–0x7FFF, not only RFC 8656's
+//! 0x4000–0x4FFF: libwebrtc and coturn clients still pick numbers up to 0x7FFF.
 
 use crate::Error;
 
@@ -6,33 +9,34 @@ use crate::Error;
 pub const CHANNEL_DATA_HEADER_LEN: usize = 4;
 /// Lowest valid channel number.
 pub const MIN_CHANNEL: u16 = 0x4000;
-/// Highest valid channel number.
-pub const MAX_CHANNEL: u16 = 0x4FFF;
+/// Highest valid channel number (RFC 5766; RFC 8656 recommends clients stay below 0x5000).
+pub const MAX_CHANNEL: u16 = 0x7FFF;
 
 /// What the first bytes of a datagram or stream frame say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketKind {
     /// A STUN message (first two bits 00 and, when 8 bytes are there, the magic cookie).
     Stun,
-    /// A TURN ChannelData message (first byte 0x40–0x4F).
+    /// A TURN ChannelData message (first byte 0x40–0x7F).
     ChannelData,
     /// Anything else (DTLS, RTP, HTTP…): not for the TURN server.
     Other,
 }
 
-/// Classifies a packet by its first bytes (RFC 7983 §7: 0–3 STUN, 64–79 ChannelData).
+/// Classifies a packet by its first bytes (RFC 7983 §7: 0–3 STUN, 64–79 ChannelData, widened
+/// to 64–127 for RFC 5766 channel numbers).
 pub fn classify(bytes: &[u8]) -> PacketKind {
     match bytes.first() {
         Some(0..=3) => match bytes.get(4..8) {
             Some(cookie) if cookie != crate::MAGIC_COOKIE.to_be_bytes() => PacketKind::Other,
             _ => PacketKind::Stun,
         },
-        Some(0x40..=0x4f) => PacketKind::ChannelData,
+        Some(0x40..=0x7f) => PacketKind::ChannelData,
         _ => PacketKind::Other,
     }
 }
 
-/// True for channel numbers 0x4000–0x4FFF.
+/// True for channel numbers 0x4000–0x7FFF.
 pub fn is_valid_channel(channel: u16) -> bool {
     (MIN_CHANNEL..=MAX_CHANNEL).contains(&channel)
 }
@@ -40,7 +44,7 @@ pub fn is_valid_channel(channel: u16) -> bool {
 /// A ChannelData message borrowing its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelData<'a> {
-    /// The channel number (0x4000–0x4FFF).
+    /// The channel number (0x4000–0x7FFF).
     pub channel: u16,
     /// The application data.
     pub data: &'a [u8],
@@ -133,9 +137,10 @@ mod tests {
             Err(Error::Truncated)
         );
         assert_eq!(
-            ChannelData::decode(&[0x50, 0, 0, 0]),
-            Err(Error::InvalidChannelNumber(0x5000))
+            ChannelData::decode(&[0x80, 0, 0, 0]),
+            Err(Error::InvalidChannelNumber(0x8000))
         );
+        assert!(ChannelData::decode(&[0x7f, 0xff, 0, 0]).is_ok());
         assert_eq!(
             ChannelData::decode(&[0x3f, 0xff, 0, 0]),
             Err(Error::InvalidChannelNumber(0x3fff))
@@ -153,9 +158,9 @@ mod tests {
         assert_eq!(classify(&[0x4f, 0xff]), PacketKind::ChannelData);
         assert_eq!(classify(&[22, 254, 253]), PacketKind::Other);
         assert_eq!(classify(&[0x80, 0]), PacketKind::Other);
-        assert_eq!(classify(b"POST / HTTP/1.1"), PacketKind::Other);
-        // "GET" starts with 0x47: indistinguishable from ChannelData on channel 0x4745.
+        // HTTP methods start with ASCII capitals 0x41-0x5A: indistinguishable from ChannelData.
         assert_eq!(classify(b"GET /"), PacketKind::ChannelData);
+        assert_eq!(classify(&[0x16, 0x03, 0x01]), PacketKind::Other);
         assert_eq!(classify(&[]), PacketKind::Other);
     }
 }

@@ -27,7 +27,7 @@ pub enum Error {
     IntegrityMismatch,
     /// FINGERPRINT does not match the CRC-32 of the message.
     FingerprintMismatch,
-    /// A ChannelData channel number is outside 0x4000..=0x4FFF.
+    /// A ChannelData channel number is outside 0x4000..=0x7FFF.
     InvalidChannelNumber(u16),
     /// The message would exceed the 16-bit length field.
     TooLarge,

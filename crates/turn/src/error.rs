@@ -38,10 +38,10 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    /// The STUN error code and reason phrase sent for this cause.
+    /// The STUN error code and reason phrase sent for this cause (for 400, what was wrong).
     pub fn wire(&self) -> (u16, &'static str) {
         match self {
-            RequestError::BadRequest(_) => (400, "Bad Request"),
+            RequestError::BadRequest(why) => (400, why),
             RequestError::UnknownAttributes(_) => (420, "Unknown Attribute"),
             RequestError::Unauthenticated
             | RequestError::UnknownUser
@@ -75,10 +75,7 @@ impl RequestError {
 impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (code, reason) = self.wire();
-        match self {
-            RequestError::BadRequest(why) => write!(f, "{code} {reason}: {why}"),
-            _ => write!(f, "{code} {reason}"),
-        }
+        write!(f, "{code} {reason}")
     }
 }
 

@@ -142,7 +142,7 @@ fn rfc8656_12_channel_bind_rules() {
     assert_eq!(bind(&mut net, &mut a, 0x4000, p2).error_code(), Some(400));
     assert_eq!(bind(&mut net, &mut a, 0x4001, p1).error_code(), Some(400));
     assert_eq!(bind(&mut net, &mut a, 0x3fff, p2).error_code(), Some(400));
-    assert_eq!(bind(&mut net, &mut a, 0x5000, p2).error_code(), Some(400));
+    assert_eq!(bind(&mut net, &mut a, 0x8000, p2).error_code(), Some(400));
     assert_eq!(
         bind(&mut net, &mut a, 0x4001, addr("[::1]:7000")).error_code(),
         Some(403)
