@@ -73,9 +73,8 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-struct Peer(tokio::process::Child);
-
-async fn peer(port: u16) -> Peer {
+/// Starts `turnutils_peer`; it is killed when the returned child is dropped.
+async fn peer(port: u16) -> tokio::process::Child {
     let child = Command::new("timeout")
         .args([
             "120",
@@ -91,7 +90,7 @@ async fn peer(port: u16) -> Peer {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Peer(child)
+    child
 }
 
 fn assert_uclient_ok(label: &str, ok: bool, text: &str) {
