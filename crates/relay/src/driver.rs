@@ -8,13 +8,15 @@ use iris_turn::{
     RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant, RelayRequest, RelayedAddress,
     RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
+use quinn_udp::{RecvMeta, UdpSocketState};
 use std::collections::HashMap;
+use std::io::IoSliceMut;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::{AbortHandle, JoinHandle};
 
@@ -50,6 +52,43 @@ impl From<std::io::Error> for RelayError {
 }
 
 type Writer = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+
+/// A client-facing UDP socket with its `quinn-udp` state (batched receive, source IP on send).
+struct UdpListener {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl UdpListener {
+    async fn send(&self, destination: SocketAddr, source: IpAddr, contents: &[u8]) {
+        let transmit = quinn_udp::Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip: (!source.is_unspecified()).then_some(source),
+        };
+        loop {
+            if self.socket.writable().await.is_err() {
+                return;
+            }
+            match self.socket.try_io(Interest::WRITABLE, || {
+                self.state.send((&self.socket).into(), &transmit)
+            }) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                _ => return,
+            }
+        }
+    }
+}
+
+fn unspecified(v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    }
+}
 
 /// Per-family relay addressing: bind IP and advertised IP.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +201,7 @@ struct Core {
 struct Shared {
     core: Mutex<Core>,
     ports: PortAllocator,
-    udp_listeners: HashMap<SocketAddr, Arc<UdpSocket>>,
+    udp_listeners: HashMap<SocketAddr, Arc<UdpListener>>,
     streams: Mutex<HashMap<(SocketAddr, SocketAddr), Writer>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -272,8 +311,9 @@ impl Relay {
         for addr in &config.udp_listen {
             let socket = UdpSocket::bind(addr).await?;
             let local = socket.local_addr()?;
+            let state = UdpSocketState::new((&socket).into())?;
             udp_addrs.push(local);
-            udp_listeners.insert(local, Arc::new(socket));
+            udp_listeners.insert(local, Arc::new(UdpListener { socket, state }));
         }
         let mut tcp = Vec::new();
         let mut tcp_addrs = Vec::new();
@@ -361,11 +401,11 @@ impl Relay {
             n => n,
         };
         let mut listeners = Vec::new();
-        for (local, socket) in &shared.udp_listeners {
+        for (local, listener) in &shared.udp_listeners {
             for _ in 0..workers {
                 listeners.push(tokio::spawn(udp_listener(
                     shared.clone(),
-                    socket.clone(),
+                    listener.clone(),
                     *local,
                 )));
             }
@@ -539,8 +579,14 @@ fn sync_relays(shared: &Arc<Shared>, core: &mut Core) {
 
 async fn send_to_client(shared: &Shared, five_tuple: &FiveTuple, bytes: &[u8]) {
     if five_tuple.transport == Transport::Udp {
-        if let Some(socket) = shared.udp_listeners.get(&five_tuple.server) {
-            let _ = socket.send_to(bytes, five_tuple.client).await;
+        let server = five_tuple.server;
+        let wildcard = SocketAddr::new(unspecified(server.is_ipv4()), server.port());
+        let listener = shared
+            .udp_listeners
+            .get(&server)
+            .or_else(|| shared.udp_listeners.get(&wildcard));
+        if let Some(listener) = listener {
+            listener.send(five_tuple.client, server.ip(), bytes).await;
         }
         return;
     }
@@ -597,18 +643,43 @@ async fn client_packet(
     }
 }
 
-async fn udp_listener(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
-    let mut buf = vec![0u8; BUF_LEN];
+/// Receives client datagrams in batches (recvmmsg and GRO through `quinn-udp`); also learns
+/// the destination IP of each datagram so that wildcard listeners answer from the right address.
+async fn udp_listener(shared: Arc<Shared>, listener: Arc<UdpListener>, local: SocketAddr) {
+    const SLOT: usize = 65_536;
+    let batch = quinn_udp::BATCH_SIZE.clamp(1, 16);
+    let mut storage = vec![0u8; SLOT * batch];
+    let mut meta = vec![RecvMeta::default(); batch];
+    let mut bufs: Vec<IoSliceMut<'_>> = storage.chunks_mut(SLOT).map(IoSliceMut::new).collect();
     loop {
-        let (n, client) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
+        if listener.socket.readable().await.is_err() {
+            continue;
+        }
+        let received = listener.socket.try_io(Interest::READABLE, || {
+            listener
+                .state
+                .recv((&listener.socket).into(), &mut bufs, &mut meta)
+        });
+        let n = match received {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive");
                 continue;
             }
         };
-        if let Some(bytes) = buf.get(..n) {
-            client_packet(&shared, Transport::Udp, client, local, bytes).await;
+        for (buf, m) in bufs.iter().zip(meta.iter()).take(n) {
+            let server = m
+                .dst_ip
+                .filter(|_| local.ip().is_unspecified())
+                .map_or(local, |ip| SocketAddr::new(ip, local.port()));
+            let Some(data) = buf.get(..m.len) else {
+                continue;
+            };
+            // With GRO several datagrams of `stride` bytes arrive in one buffer.
+            for datagram in data.chunks(m.stride.max(1)) {
+                client_packet(&shared, Transport::Udp, m.addr, server, datagram).await;
+            }
         }
     }
 }

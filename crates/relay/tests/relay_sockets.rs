@@ -192,3 +192,34 @@ fn example_config_parses_and_secrets_are_hidden() {
     let empty: RelayConfig = toml::from_str("").unwrap();
     assert_eq!(empty.udp_listen, RelayConfig::default().udp_listen);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_udp_listener_answers_from_the_address_it_was_reached_on() {
+    let cfg = RelayConfig {
+        udp_listen: vec!["0.0.0.0:0".parse().unwrap()],
+        ..config()
+    };
+    let handle = start(cfg).await;
+    let port = handle.udp_addrs()[0].port();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A connected socket only accepts datagrams from 127.0.0.1:port.
+    client.connect(("127.0.0.1", port)).await.unwrap();
+    let mut b = iris_stun::MessageBuilder::new(
+        Class::Request,
+        Method::BINDING,
+        iris_stun::TransactionId([3; 12]),
+    );
+    b.add_fingerprint();
+    client.send(&b.finish().unwrap()).await.unwrap();
+    let mut buf = [0u8; 128];
+    let n = tokio::time::timeout(WAIT, client.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let m = Message::parse(&buf[..n]).unwrap();
+    assert_eq!(
+        m.xor_mapped_address().unwrap(),
+        Some(client.local_addr().unwrap())
+    );
+    handle.shutdown().await;
+}
