@@ -125,7 +125,7 @@ pub struct RateLimit {
 }
 
 /// Server settings; policy (credentials, peer filter, relay sockets) is passed separately.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// REALM sent in challenges and used for keys.
     pub realm: String,
@@ -158,6 +158,24 @@ pub struct ServerConfig {
     /// only challenges may exceed the request (by at most [`MAX_CHALLENGE_LEN`] bytes in all),
     /// so that browsers whose first Allocate is 28 bytes can authenticate.
     pub strict_amplification: bool,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("realm", &self.realm)
+            .field("software", &self.software)
+            .field("secret", &"***")
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("default_lifetime", &self.default_lifetime)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("max_allocations", &self.max_allocations)
+            .field("max_allocations_per_user", &self.max_allocations_per_user)
+            .field("bandwidth", &self.bandwidth)
+            .field("unauthenticated_rate", &self.unauthenticated_rate)
+            .field("strict_amplification", &self.strict_amplification)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Upper bound of a challenge (401/438) response without SOFTWARE, in bytes.
@@ -279,7 +297,7 @@ pub struct Counters {
     pub bytes_to_client: u64,
     /// Permissions, channels or packets refused because of the peer policy.
     pub denied_peers: u64,
-    /// Requests with unknown users or wrong MESSAGE-INTEGRITY.
+    /// Requests with unknown users, wrong MESSAGE-INTEGRITY or another user's allocation (441).
     pub auth_failures: u64,
     /// Unauthenticated requests dropped by the per-IP rate limit.
     pub rate_limited: u64,
@@ -734,7 +752,9 @@ impl Server {
             Err(error) => {
                 if matches!(
                     error,
-                    RequestError::UnknownUser | RequestError::IntegrityMismatch
+                    RequestError::UnknownUser
+                        | RequestError::IntegrityMismatch
+                        | RequestError::WrongCredentials
                 ) {
                     self.counters.auth_failures += 1;
                 }
@@ -926,6 +946,13 @@ impl Server {
         message: &Message<'_>,
         auth: &Authenticated,
     ) -> Result<MessageBuilder, RequestError> {
+        if self
+            .allocations
+            .get(five_tuple)
+            .is_some_and(|a| a.expires <= now)
+        {
+            self.delete_allocation(five_tuple, DeleteReason::Expired);
+        }
         if let Some(existing) = self.allocations.get(five_tuple) {
             if existing.allocate_transaction == message.transaction_id()
                 && existing.username == auth.username
@@ -1061,14 +1088,17 @@ impl Server {
         Ok(response)
     }
 
+    /// The live allocation of `five_tuple`, if it belongs to the authenticated user.
     fn owned_allocation(
         &mut self,
+        now: Instant,
         five_tuple: &FiveTuple,
         auth: &Authenticated,
     ) -> Result<&mut Allocation, RequestError> {
         let allocation = self
             .allocations
             .get_mut(five_tuple)
+            .filter(|a| a.expires > now)
             .ok_or(RequestError::AllocationMismatch)?;
         if allocation.username != auth.username {
             return Err(RequestError::WrongCredentials);
@@ -1086,7 +1116,7 @@ impl Server {
     ) -> Result<MessageBuilder, RequestError> {
         let requested = message.lifetime().map_err(bad("LIFETIME"))?;
         let lifetime = self.lifetime(requested);
-        let allocation = self.owned_allocation(five_tuple, auth)?;
+        let allocation = self.owned_allocation(now, five_tuple, auth)?;
         let mut b = MessageBuilder::new(Class::Success, Method::REFRESH, message.transaction_id());
         if requested == Some(0) {
             self.delete_allocation(five_tuple, DeleteReason::Refreshed);
@@ -1133,7 +1163,7 @@ impl Server {
         message: &Message<'_>,
         auth: &Authenticated,
     ) -> Result<MessageBuilder, RequestError> {
-        self.owned_allocation(five_tuple, auth)?;
+        self.owned_allocation(now, five_tuple, auth)?;
         let peers = message
             .xor_peer_addresses()
             .collect::<Result<Vec<_>, _>>()
@@ -1145,7 +1175,7 @@ impl Server {
             self.check_peer(five_tuple, peer)?;
         }
         let expires = now + self.config.permission_lifetime;
-        let allocation = self.owned_allocation(five_tuple, auth)?;
+        let allocation = self.owned_allocation(now, five_tuple, auth)?;
         for peer in &peers {
             allocation.permissions.insert(peer.ip(), expires);
         }
@@ -1162,7 +1192,7 @@ impl Server {
         message: &Message<'_>,
         auth: &Authenticated,
     ) -> Result<MessageBuilder, RequestError> {
-        self.owned_allocation(five_tuple, auth)?;
+        self.owned_allocation(now, five_tuple, auth)?;
         let channel = message
             .channel_number()
             .map_err(bad("CHANNEL-NUMBER"))?
@@ -1177,7 +1207,7 @@ impl Server {
         self.check_peer(five_tuple, &peer)?;
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
-        let allocation = self.owned_allocation(five_tuple, auth)?;
+        let allocation = self.owned_allocation(now, five_tuple, auth)?;
         if allocation
             .channels
             .get(&channel)
