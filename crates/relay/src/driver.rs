@@ -605,6 +605,14 @@ async fn flush(shared: &Shared, out: Outputs) {
     }
 }
 
+/// Where a client packet goes after the core has seen it.
+enum Route<'a> {
+    /// Out of a relay socket (the hot path: borrowed, no copy).
+    Peer(Arc<UdpSocket>, SocketAddr, &'a [u8]),
+    /// To another client of this relay (relay-to-relay on the same server): one copy.
+    Client(FiveTuple, Vec<u8>),
+}
+
 /// Feeds one client packet to the core and performs what it asks.
 async fn client_packet(
     shared: &Arc<Shared>,
@@ -613,10 +621,10 @@ async fn client_packet(
     server: SocketAddr,
     bytes: &[u8],
 ) {
-    let (forward, out) = {
+    let (route, out) = {
         let mut core = lock(&shared.core);
         let now = Instant::now();
-        let forward = match core
+        let route = match core
             .server
             .handle_client(now, transport, client, server, bytes)
         {
@@ -627,16 +635,34 @@ async fn client_packet(
             }) => core
                 .relays
                 .get(&relayed)
-                .map(|(socket, _)| (socket.clone(), peer, data)),
-            _ => None,
+                .map(|(socket, _)| Route::Peer(socket.clone(), peer, data)),
+            Some(Forward::ToClient {
+                five_tuple,
+                header,
+                data,
+                padding,
+            }) => {
+                let mut frame = Vec::with_capacity(4 + data.len() + padding);
+                frame.extend_from_slice(&header);
+                frame.extend_from_slice(data);
+                frame.resize(frame.len() + padding, 0);
+                Some(Route::Client(five_tuple, frame))
+            }
+            None => None,
         };
         if iris_stun::classify(bytes) == PacketKind::Stun {
             sync_relays(shared, &mut core);
         }
-        (forward, drain(&mut core))
+        (route, drain(&mut core))
     };
-    if let Some((socket, peer, data)) = forward {
-        let _ = socket.send_to(data, peer).await;
+    match route {
+        Some(Route::Peer(socket, peer, data)) => {
+            let _ = socket.send_to(data, peer).await;
+        }
+        Some(Route::Client(five_tuple, frame)) => {
+            send_to_client(shared, &five_tuple, &frame).await;
+        }
+        None => {}
     }
     if !out.transmits.is_empty() {
         flush(shared, out).await;

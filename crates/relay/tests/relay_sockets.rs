@@ -223,3 +223,52 @@ async fn wildcard_udp_listener_answers_from_the_address_it_was_reached_on() {
     );
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_on_the_same_relay_reach_each_other_relay_to_relay() {
+    // Relayed addresses are the server's own: no allow-list needed for relay-to-relay.
+    let cfg = RelayConfig {
+        allow_peers: Vec::new(),
+        ..config()
+    };
+    let handle = start(cfg).await;
+    let mut a = TurnClient::new(
+        Conn::udp(handle.udp_addrs()[0]).await,
+        "alice",
+        "alice-pass",
+    );
+    let mut b = TurnClient::new(
+        Conn::tcp(handle.tcp_addrs()[0]).await,
+        "alice",
+        "alice-pass",
+    );
+    let test = async {
+        let ra = a.allocate().await;
+        let rb = b.allocate().await;
+        a.expect_success(
+            Method::CHANNEL_BIND,
+            &[
+                Attribute::ChannelNumber(0x4000),
+                Attribute::XorPeerAddress(rb),
+            ],
+        )
+        .await;
+        b.expect_success(Method::CREATE_PERMISSION, &[Attribute::XorPeerAddress(ra)])
+            .await;
+        let mut frame = ChannelData::header(0x4000, 3).unwrap().to_vec();
+        frame.extend_from_slice(b"abc");
+        a.conn.send(&frame).await;
+        let got = b.conn.recv().await;
+        let m = Message::parse(&got).unwrap();
+        assert_eq!(m.data().unwrap(), Some(&b"abc"[..]));
+        assert_eq!(m.xor_peer_address().unwrap(), Some(ra));
+        b.send_indication(ra, b"xyz").await;
+        let got = a.conn.recv().await;
+        let cd = ChannelData::decode(&got).unwrap();
+        assert_eq!((cd.channel, cd.data), (0x4000, &b"xyz"[..]));
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), test)
+        .await
+        .unwrap();
+    handle.shutdown().await;
+}

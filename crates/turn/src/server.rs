@@ -341,6 +341,9 @@ pub struct Server {
     nonces: NonceIssuer,
     allocations: HashMap<FiveTuple, Allocation>,
     by_relay: HashMap<SocketAddr, FiveTuple>,
+    /// Advertised relayed address → local one, to relay between two allocations of this
+    /// server without leaving it (both call sides on the same relay).
+    by_advertised: HashMap<SocketAddr, SocketAddr>,
     per_user: HashMap<String, usize>,
     reservations: HashMap<[u8; 8], Reservation>,
     rate: HashMap<IpAddr, TokenBucket>,
@@ -412,6 +415,7 @@ impl Server {
             nonces,
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
+            by_advertised: HashMap::new(),
             per_user: HashMap::new(),
             reservations: HashMap::new(),
             rate: HashMap::new(),
@@ -482,6 +486,19 @@ impl Server {
         peer: SocketAddr,
         bytes: &'a [u8],
     ) -> Option<Forward<'a>> {
+        self.deliver_to_client(now, relayed, peer, bytes, true)
+    }
+
+    /// Peer data arriving at the relayed address `relayed`; `external` is false when the
+    /// sender is another allocation of this server (the peer policy then does not apply).
+    fn deliver_to_client<'a>(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        bytes: &'a [u8],
+        external: bool,
+    ) -> Option<Forward<'a>> {
         let Some(five_tuple) = self.by_relay.get(&relayed).copied() else {
             self.counters.unroutable += 1;
             return None;
@@ -494,7 +511,7 @@ impl Server {
             self.counters.unroutable += 1;
             return None;
         }
-        if !self.peer_policy.permits(peer.ip()) {
+        if external && !self.peer_policy.permits(peer.ip()) {
             self.counters.denied_peers += 1;
             return None;
         }
@@ -601,6 +618,7 @@ impl Server {
         };
         for relayed in &allocation.relayed {
             self.by_relay.remove(&relayed.local);
+            self.by_advertised.remove(&relayed.advertised);
             self.allocator.release(relayed.local);
         }
         let user = quota_user(&allocation.username).to_owned();
@@ -672,7 +690,8 @@ impl Server {
             self.counters.unroutable += 1;
             return None;
         }
-        if !self.peer_policy.permits(peer.ip()) {
+        let internal = self.by_advertised.get(&peer).copied();
+        if internal.is_none() && !self.peer_policy.permits(peer.ip()) {
             self.counters.denied_peers += 1;
             self.events.push_back(Event::PeerDenied {
                 five_tuple: *five_tuple,
@@ -690,6 +709,11 @@ impl Server {
         }
         self.counters.packets_to_peer += 1;
         self.counters.bytes_to_peer += data.len() as u64;
+        if let Some(other) = internal {
+            // The peer is another allocation of this server: hand the packet over directly,
+            // as if it had gone out of `relayed` and come back in (no NAT hairpin needed).
+            return self.deliver_to_client(now, other, relayed.advertised, data, false);
+        }
         Some(Forward::ToPeer {
             relayed: relayed.local,
             peer,
@@ -1072,6 +1096,7 @@ impl Server {
         };
         for r in &allocation.relayed {
             self.by_relay.insert(r.local, *five_tuple);
+            self.by_advertised.insert(r.advertised, r.local);
         }
         *self.per_user.entry(user).or_insert(0) += 1;
         self.events.push_back(Event::AllocationCreated {
@@ -1132,12 +1157,16 @@ impl Server {
         Ok(b)
     }
 
+    /// A peer is acceptable when it is a live relayed address of this server (relay to relay,
+    /// handled internally), or when the peer policy permits its IP; it must match a relayed
+    /// address family of the allocation.
     fn check_peer(
         &mut self,
         five_tuple: &FiveTuple,
         peer: &SocketAddr,
     ) -> Result<(), RequestError> {
-        if !self.peer_policy.permits(peer.ip()) {
+        let ours = self.by_advertised.contains_key(peer);
+        if !ours && !self.peer_policy.permits(peer.ip()) {
             self.counters.denied_peers += 1;
             self.events.push_back(Event::PeerDenied {
                 five_tuple: *five_tuple,

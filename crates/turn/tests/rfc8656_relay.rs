@@ -249,3 +249,60 @@ fn rfc8656_allocation_delete_stops_relaying() {
     assert!(net.peer_sends(ra, peer, b"x").is_none());
     assert!(net.drain(&a).is_empty());
 }
+
+#[test]
+fn rfc8656_12_client_pair_on_the_same_relay_exchange_through_it() {
+    let mut net = Net::new();
+    let mut a = Client::new("203.0.113.10:5000", "alice", "alice-pass");
+    let mut b = Client::new("203.0.113.20:6000", "bob", "bob-pass");
+    let ra = allocate(&mut net, &mut a);
+    let rb = allocate(&mut net, &mut b);
+    // The relayed addresses (192.0.2.100, TEST-NET) are denied as peers by the policy, but
+    // they are this server's own relayed addresses: relay to relay works, internally.
+    assert!(bind(&mut net, &mut a, 0x4000, rb).is_success());
+    assert!(permit(&mut net, &mut b, ra).is_success());
+
+    // a → ChannelData → server → b, as a Data indication (b has no channel yet).
+    let mut frame = ChannelData::header(0x4000, 4).unwrap().to_vec();
+    frame.extend_from_slice(b"ping");
+    let (out, transmits) = net.client_sends_any(&a, &frame);
+    assert_eq!(out, None);
+    assert_eq!(transmits.len(), 1);
+    assert_eq!(transmits[0].five_tuple.client, b.addr);
+    let m = Message::parse(&transmits[0].contents).unwrap();
+    assert_eq!((m.class(), m.method()), (Class::Indication, Method::DATA));
+    assert_eq!(m.xor_peer_address().unwrap(), Some(ra));
+    assert_eq!(m.data().unwrap(), Some(&b"ping"[..]));
+
+    // b → Send indication → server → a, as ChannelData on a's channel.
+    let send = b.send_indication(ra, b"pong");
+    let (out, transmits) = net.client_sends_any(&b, &send);
+    assert!(transmits.is_empty());
+    match out {
+        Some(Out::ToClient { five_tuple, bytes }) => {
+            assert_eq!(five_tuple.client, a.addr);
+            let cd = ChannelData::decode(&bytes).unwrap();
+            assert_eq!((cd.channel, cd.data), (0x4000, &b"pong"[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // b binds a channel too: ChannelData both ways.
+    assert!(bind(&mut net, &mut b, 0x4abc, ra).is_success());
+    let (out, _) = net.client_sends_any(&a, &frame);
+    match out {
+        Some(Out::ToClient { five_tuple, bytes }) => {
+            assert_eq!(five_tuple.client, b.addr);
+            assert_eq!(ChannelData::decode(&bytes).unwrap().channel, 0x4abc);
+        }
+        other => panic!("{other:?}"),
+    }
+    let c = net.server.counters();
+    assert_eq!((c.packets_to_peer, c.packets_to_client), (3, 3));
+    // A port of the server's own address that is not a relayed address stays forbidden.
+    let own_service = std::net::SocketAddr::new(net.server_addr.ip(), 22);
+    assert_eq!(
+        permit(&mut net, &mut a, own_service).error_code(),
+        Some(403)
+    );
+}

@@ -177,6 +177,28 @@ impl Net {
         (f, self.drain(client))
     }
 
+    /// Sends `bytes` from `client`; returns the forward and every transmit, whoever it is for.
+    pub fn client_sends_any(
+        &mut self,
+        client: &Client,
+        bytes: &[u8],
+    ) -> (Option<Out>, Vec<iris_turn::Transmit>) {
+        let f = self
+            .server
+            .handle_client(
+                self.now,
+                client.transport,
+                client.addr,
+                self.server_addr,
+                bytes,
+            )
+            .map(owned);
+        (
+            f,
+            std::iter::from_fn(|| self.server.poll_transmit()).collect(),
+        )
+    }
+
     pub fn drain(&mut self, client: &Client) -> Vec<Vec<u8>> {
         let mut v = Vec::new();
         while let Some(t) = self.server.poll_transmit() {
