@@ -272,3 +272,81 @@ async fn two_clients_on_the_same_relay_reach_each_other_relay_to_relay() {
         .unwrap();
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6156_ipv6_relay_over_ipv6_listener() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        println!("SKIPPED: no IPv6 loopback");
+        return;
+    }
+    let cfg = RelayConfig {
+        udp_listen: vec!["[::1]:0".parse().unwrap()],
+        relay_ips: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        allow_peers: vec!["::1/128".to_owned(), "127.0.0.0/8".to_owned()],
+        ..config()
+    };
+    let handle = start(cfg).await;
+    let test = async {
+        let mut client = TurnClient::new(
+            Conn::udp(handle.udp_addrs()[0]).await,
+            "alice",
+            "alice-pass",
+        );
+        if let Conn::Udp(s, _) = &mut client.conn {
+            *s = UdpSocket::bind("[::1]:0").await.unwrap();
+        }
+        let resp = client
+            .transact(
+                Method::ALLOCATE,
+                &[
+                    Attribute::RequestedTransport(17),
+                    Attribute::RequestedAddressFamily(iris_stun::AddressFamily::V6),
+                ],
+            )
+            .await;
+        let relayed = Message::parse(&resp)
+            .unwrap()
+            .xor_relayed_address()
+            .unwrap()
+            .unwrap();
+        assert_eq!(relayed.ip().to_string(), "::1");
+        let peer = UdpSocket::bind("[::1]:0").await.unwrap();
+        let peer_addr = peer.local_addr().unwrap();
+        client
+            .expect_success(
+                Method::CHANNEL_BIND,
+                &[
+                    Attribute::ChannelNumber(0x4002),
+                    Attribute::XorPeerAddress(peer_addr),
+                ],
+            )
+            .await;
+        let mut frame = ChannelData::header(0x4002, 2).unwrap().to_vec();
+        frame.extend_from_slice(b"v6");
+        client.conn.send(&frame).await;
+        let (got, from) = peer_recv(&peer).await;
+        assert_eq!((got.as_slice(), from), (&b"v6"[..], relayed));
+        peer.send_to(b"back", relayed).await.unwrap();
+        let cd = client.conn.recv().await;
+        assert_eq!(ChannelData::decode(&cd).unwrap().data, b"back");
+        // An IPv4 peer cannot be reached from an IPv6-only allocation (443).
+        let resp = client
+            .transact(
+                Method::CREATE_PERMISSION,
+                &[Attribute::XorPeerAddress("127.0.0.1:9".parse().unwrap())],
+            )
+            .await;
+        assert_eq!(
+            Message::parse(&resp)
+                .unwrap()
+                .error_code()
+                .unwrap()
+                .map(|e| e.code),
+            Some(443)
+        );
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), test)
+        .await
+        .unwrap();
+    handle.shutdown().await;
+}
