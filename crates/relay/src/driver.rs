@@ -24,6 +24,9 @@ use tokio::task::{AbortHandle, JoinHandle};
 const BUF_LEN: usize = 4 + 65_535 + 3;
 /// Largest stream frame: STUN header + 16-bit length, or ChannelData + padding.
 const STREAM_BUF_LEN: usize = 20 + 65_535 + 4;
+/// A stream that sends nothing for this long is closed (a live client refreshes its
+/// permissions every 5 minutes at the latest, RFC 8656 §9).
+const STREAM_IDLE: Duration = Duration::from_secs(600);
 
 /// Why the relay could not start.
 #[derive(Debug)]
@@ -821,9 +824,9 @@ async fn serve_connection<R: AsyncRead + Unpin>(
         if space.is_empty() {
             break;
         }
-        match reader.read(space).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => filled += n,
+        match tokio::time::timeout(STREAM_IDLE, reader.read(space)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => filled += n,
         }
     }
     lock(&shared.streams).remove(&(five_tuple.client, five_tuple.server));

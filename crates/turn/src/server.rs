@@ -331,6 +331,9 @@ struct Reservation {
 }
 
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
+/// Source IPs tracked by the unauthenticated rate limit; beyond, unknown sources are refused
+/// until housekeeping forgets idle ones (bounds memory under a spoofed-source flood).
+const MAX_RATE_ENTRIES: usize = 65_536;
 
 /// The sans-IO TURN server. Feed it with `handle_*`, drain `poll_*`.
 pub struct Server {
@@ -645,6 +648,10 @@ impl Server {
 
     fn rate_limit(&mut self, ip: IpAddr, now: Instant) -> bool {
         let limit = self.config.unauthenticated_rate;
+        if self.rate.len() >= MAX_RATE_ENTRIES && !self.rate.contains_key(&ip) {
+            self.counters.rate_limited += 1;
+            return false;
+        }
         let bucket = self
             .rate
             .entry(ip)
