@@ -962,8 +962,9 @@ impl Server {
         }
         b.add(&Attribute::XorMappedAddress(five_tuple.client));
         if allocation.additional_family_failed {
-            let mut v = vec![0x02, 0, 4, 40];
-            v.extend_from_slice(b"Address Family not Supported");
+            let (code, reason) = RequestError::AddressFamilyNotSupported.wire();
+            let mut v = vec![0x02, 0, (code / 100) as u8, (code % 100) as u8];
+            v.extend_from_slice(reason.as_bytes());
             b.add_raw(AttributeType::ADDRESS_ERROR_CODE, &v);
         }
         b
