@@ -319,7 +319,7 @@ impl ServerStream {
     /// (the machine reads no OS randomness; ids, nonces and resources derive from it).
     pub fn new(config: Arc<Config>, transport: Transport, now: Instant, seed: [u8; 32]) -> Self {
         let reader = XmlReader::new(&config.limits);
-        let negotiation_deadline = now + config.limits.unauthenticated_timeout;
+        let negotiation_deadline = later(now, config.limits.unauthenticated_timeout);
         let lang = config.default_lang.clone();
         Self {
             framing: transport.framing(),
@@ -598,6 +598,27 @@ impl ServerStream {
         }
         let text = wire::element_to_string(stanza).ok_or(SendError::Unserialisable)?;
         self.send_stanza_text(text)
+    }
+
+    /// Answer an inbound stanza with a stanza error (RFC 6120 §8.3): addresses swapped, id
+    /// kept, the condition's usual type.
+    pub fn send_error_reply(
+        &mut self,
+        stanza: &Element,
+        condition: StanzaErrorCondition,
+    ) -> Result<(), SendError> {
+        if stanza.attr("type") == Some("error") {
+            // RFC 6120 §8.3.1: never answer an error with an error
+            return Ok(());
+        }
+        let mut reply = wire::stanza_error(stanza, condition.default_type(), condition, None);
+        if let Some(jid) = &self.jid {
+            // the reply goes back to the sender, whose stamped address was `from`
+            if reply.attr("to").is_none() {
+                wire::set_attr(&mut reply, "to", jid);
+            }
+        }
+        self.send_stanza(&reply)
     }
 
     /// The driver durably handled the next `count` inbound stanzas (in delivery order).
@@ -1246,7 +1267,7 @@ impl ServerStream {
                 self.emit(Event::SmEnabled { id, resume });
             }
             "r" => {
-                let deadline = self.last_now + self.config.limits.ack_defer_max;
+                let deadline = later(self.last_now, self.config.limits.ack_defer_max);
                 if let Some(a) = self.sm.as_mut().and_then(|sm| sm.on_request(deadline)) {
                     self.transmit(a);
                 }
@@ -1392,6 +1413,13 @@ fn version_ok(v: Option<&str>) -> bool {
     major.trim_start_matches('0') == "1"
         && !minor.is_empty()
         && minor.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `now + d`, saturating far in the future instead of panicking on overflow.
+fn later(now: Instant, d: std::time::Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400 * 365 * 100)))
+        .unwrap_or(now)
 }
 
 fn valid_lang(l: &str) -> bool {

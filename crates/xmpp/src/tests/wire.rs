@@ -68,3 +68,35 @@ fn escaping() {
     assert_eq!(escape_attr("a'<&>\"b"), "a&apos;&lt;&amp;&gt;&quot;b");
     assert_eq!(escape_attr("plain"), "plain");
 }
+
+#[test]
+fn rfc6120_8_peer_built_elements_round_trip() {
+    use super::common::*;
+    use crate::{Event, Transport};
+    for stanza in [
+        "<message xmlns='jabber:client' xml:lang='fr'><body>salut</body></message>",
+        "<message xmlns='jabber:client'><x xmlns=''/><y xmlns='urn:y'><z/></y></message>",
+        "<message xmlns='jabber:client' xmlns:foo='urn:foo' foo:bar='1'><foo:baz/></message>",
+        "<iq xmlns='jabber:client' type='get' id='1'><q xmlns='jabber:iq:x'>a&lt;b&amp;c</q></iq>",
+    ] {
+        let mut h = Harness::new(Transport::DirectTls);
+        h.establish("alice");
+        let out = h.send(stanza);
+        let Some(Event::Stanza(el)) = events(&out).into_iter().next() else {
+            panic!("{stanza}: {out:?}")
+        };
+        assert_eq!(h.s.send_stanza(&el), Ok(()));
+        let sent = text(&h.drain());
+        let back: Element = sent.parse().unwrap_or_else(|e| panic!("{sent}: {e:?}"));
+        assert_eq!(back, el, "{sent}");
+        assert_eq!(
+            h.s.send_error_reply(&el, StanzaErrorCondition::ServiceUnavailable),
+            Ok(())
+        );
+        let err = text(&h.drain());
+        assert!(
+            err.contains("service-unavailable") && err.contains("to='alice@example.com/res'"),
+            "{err}"
+        );
+    }
+}
