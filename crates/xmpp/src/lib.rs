@@ -20,7 +20,9 @@
 //! WebSocket handshakes, rosters, presence broadcast, routing or storage.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod error;
+pub mod event;
 pub mod limits;
 mod rng;
 pub mod sasl;
@@ -35,20 +37,19 @@ pub mod xml;
 #[cfg(test)]
 mod tests;
 
+pub use config::Config;
 pub use error::{
     CloseReason, SaslCondition, StanzaErrorCondition, StanzaErrorType, StreamError,
     StreamErrorCause, StreamErrorCondition,
 };
+pub use event::{BindError, Event, NegotiationState, Output, SendError};
 pub use limits::Limits;
 pub use minidom::Element;
 pub use sasl::Mechanism;
 pub use scram::{derive_keys, ScramHash, ScramKeys};
 pub use secret::Secret;
 pub use sm::SmState;
-pub use stream::{
-    BindError, ChannelBindings, Config, Event, NegotiationState, Output, SendError, ServerStream,
-    Transport,
-};
+pub use stream::{ChannelBindings, ServerStream, Transport};
 
 /// XML namespaces used on the wire, in one place.
 pub mod ns {

@@ -1,7 +1,7 @@
 //! SASL (RFC 4422, RFC 6120 §6) server exchanges: mechanism names and policy, PLAIN
 //! (RFC 4616), SCRAM-SHA-1/-256 with or without channel binding ([`crate::scram`]) and
 //! OAUTHBEARER (RFC 7628) for web clients holding an Iris REST bearer token. It does not look
-//! up accounts or verify tokens: it asks the driver through [`Step`]s.
+//! up accounts or verify tokens: it asks the driver through [`crate::Event`]s.
 
 use crate::error::SaslCondition;
 use crate::scram::{self, CbFlag, ChannelBindingType, ClientFirst, ScramHash, ScramKeys};

@@ -9,15 +9,15 @@ use std::time::Instant;
 
 use minidom::Element;
 
+use crate::config::Config;
 use crate::error::{
     CloseReason, SaslCondition, StanzaErrorCondition, StreamError, StreamErrorCause,
 };
-use crate::limits::Limits;
+use crate::event::{BindError, Event, NegotiationState, Output, SendError};
 use crate::ns;
 use crate::rng::Rng;
 use crate::sasl::{Exchange, Mechanism, SaslContext, Step};
 use crate::scram::ScramKeys;
-use crate::secret::Secret;
 use crate::sm::{self, Sm, SmState};
 use crate::websocket_framing::{self, WsFrame};
 use crate::wire::{self, Framing};
@@ -68,200 +68,6 @@ impl ChannelBindings {
     fn any(&self) -> bool {
         self.tls_exporter.is_some() || self.tls_server_end_point.is_some()
     }
-}
-
-/// Server configuration shared by all streams (wrap in an `Arc`).
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Domains served; a stream header's `to` must be one of them (ASCII case-insensitive),
-    /// else `host-unknown`.
-    pub domains: Vec<String>,
-    /// `xml:lang` of the server's stream when the client gives none.
-    pub default_lang: String,
-    /// Resource limits.
-    pub limits: Limits,
-    /// SASL mechanisms enabled; PLAIN and OAUTHBEARER are only offered over TLS, `-PLUS`
-    /// only with channel-binding data.
-    pub mechanisms: Vec<Mechanism>,
-    /// Iterations of the fake SCRAM salt sent for unknown users (should match real accounts).
-    pub fake_scram_iterations: u32,
-    /// Offer legacy `<session/>` (RFC 3921) as optional.
-    pub offer_session: bool,
-    /// Offer XEP-0198 stream management.
-    pub offer_sm: bool,
-    /// `max` (seconds) advertised in `<enabled/>` for resumable sessions.
-    pub sm_resume_max_secs: Option<u32>,
-    /// Offer XEP-0352 client state indication.
-    pub offer_csi: bool,
-    /// Feature hook: more children for the post-authentication `<stream:features>`.
-    pub extra_features: Vec<Element>,
-    /// Nonza hook: top-level elements in these namespaces are passed to the driver as
-    /// [`Event::Nonza`] once the stream is established.
-    pub extra_nonza_namespaces: Vec<String>,
-}
-
-impl Config {
-    /// A configuration for the given domains with every default.
-    pub fn new(domains: Vec<String>) -> Self {
-        Self {
-            domains,
-            default_lang: "en".to_owned(),
-            limits: Limits::default(),
-            mechanisms: Mechanism::ALL.to_vec(),
-            fake_scram_iterations: 4096,
-            offer_session: true,
-            offer_sm: true,
-            sm_resume_max_secs: Some(300),
-            offer_csi: true,
-            extra_features: Vec::new(),
-            extra_nonza_namespaces: Vec::new(),
-        }
-    }
-}
-
-/// Something the driver must act on.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// `<proceed/>` was queued: after writing it, upgrade the connection to TLS and call
-    /// [`ServerStream::tls_established`]. Input after `<starttls/>` was discarded.
-    StartTls,
-    /// Look up stored SCRAM keys for `username` and the hash of `mechanism`, answer with
-    /// [`ServerStream::provide_credentials`] or [`ServerStream::credentials_not_found`].
-    NeedCredentials {
-        /// SASLprepped user name.
-        username: String,
-        /// The SCRAM mechanism in use.
-        mechanism: Mechanism,
-    },
-    /// Check a PLAIN password; answer with [`ServerStream::plain_result`].
-    VerifyPlain {
-        /// SASLprepped user name.
-        username: String,
-        /// The password (`Debug` prints nothing).
-        password: Secret,
-    },
-    /// Check an OAUTHBEARER token; answer with [`ServerStream::token_result`].
-    VerifyToken {
-        /// The authorization identity the client named, if any.
-        authzid: Option<String>,
-        /// The bearer token (`Debug` prints nothing).
-        token: Secret,
-    },
-    /// SASL succeeded.
-    Authenticated {
-        /// The authenticated user name.
-        username: String,
-        /// The mechanism used.
-        mechanism: Mechanism,
-    },
-    /// A SASL attempt failed (for logging and rate limiting).
-    AuthFailed {
-        /// The mechanism attempted, if it was known.
-        mechanism: Option<Mechanism>,
-        /// The failure sent.
-        condition: SaslCondition,
-    },
-    /// Bind a resource; answer with [`ServerStream::bind_result`] or
-    /// [`ServerStream::bind_error`]. `suggested` is a fresh random resource the driver may
-    /// use when `resource` is `None` or taken.
-    BindRequest {
-        /// The resourceprepped resource the client asked for.
-        resource: Option<String>,
-        /// A server-generated resource.
-        suggested: String,
-    },
-    /// Resource binding is done: the stream is established.
-    Bound {
-        /// The bound full JID.
-        full_jid: String,
-    },
-    /// XEP-0198 resumption request; answer with [`ServerStream::resume_accept`] (with the
-    /// exported [`SmState`] of the previous session) or [`ServerStream::resume_failed`].
-    ResumeRequest {
-        /// The previous stream-management id.
-        previd: String,
-        /// Stanzas the client says it handled.
-        h: u32,
-    },
-    /// The session was resumed: the stream is established.
-    Resumed {
-        /// The full JID of the resumed session.
-        full_jid: String,
-    },
-    /// XEP-0198 was enabled.
-    SmEnabled {
-        /// The stream-management id.
-        id: String,
-        /// Whether resumption was granted.
-        resume: bool,
-    },
-    /// An inbound stanza (message, presence, iq) to route, with `from` stamped to the bound
-    /// full JID. With stream management, confirm it with [`ServerStream::ack_inbound`] once it
-    /// is durably handled.
-    Stanza(Element),
-    /// XEP-0352 client state.
-    ClientState {
-        /// `true` for `<active/>`, `false` for `<inactive/>`.
-        active: bool,
-    },
-    /// A top-level element in one of [`Config::extra_nonza_namespaces`].
-    Nonza(Element),
-}
-
-/// What [`ServerStream::poll_output`] yields.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// Write this to the peer. On WebSocket each `Transmit` is exactly one text message.
-    Transmit(String),
-    /// Act on this.
-    Event(Event),
-    /// Close the connection (after writing everything before it). Nothing follows.
-    Close(CloseReason),
-}
-
-/// Where the negotiation stands (read-only view).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NegotiationState {
-    /// Waiting for a stream header (first, or after a restart).
-    AwaitingHeader,
-    /// `<proceed/>` sent, waiting for [`ServerStream::tls_established`].
-    TlsUpgrade,
-    /// TLS (if needed) done, waiting for SASL.
-    Authenticating,
-    /// Authenticated, waiting for resource binding or resumption.
-    Binding,
-    /// Bound: stanzas flow.
-    Established,
-    /// Closed: nothing more happens.
-    Closed,
-}
-
-/// Why the driver could not bind a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindError {
-    /// The resource is taken and policy forbids a generated one (`conflict`).
-    Conflict,
-    /// The client may not bind (`not-allowed`).
-    NotAllowed,
-    /// Too many resources for the account (`resource-constraint`).
-    ResourceConstraint,
-}
-
-/// Why a driver call was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
-    /// The stream is not established (not bound yet).
-    NotEstablished,
-    /// The stream is closed.
-    Closed,
-    /// The element could not be serialised.
-    Unserialisable,
-    /// The machine was not waiting for this answer.
-    Unexpected,
-    /// The full JID given does not belong to the authenticated user.
-    WrongJid,
-    /// The outbound queue is over its limit: the stream was closed.
-    QueueFull,
 }
 
 enum Waiting {
