@@ -115,6 +115,8 @@ pub enum StreamErrorCause {
     TooDeep,
     /// An element had more than [`crate::Limits::max_attributes`] attributes.
     TooManyAttributes,
+    /// A top-level element held more than [`crate::Limits::max_elements`] elements.
+    TooManyElements,
     /// A name, value or reference exceeded [`crate::Limits::max_token_bytes`].
     TokenTooLong,
     /// More than [`crate::Limits::max_buffered_bytes`] were held for the peer.
@@ -153,9 +155,8 @@ impl StreamErrorCause {
             MalformedXml => C::NotWellFormed,
             ForbiddenXml => C::RestrictedXml,
             NotUtf8 => C::UnsupportedEncoding,
-            StanzaTooLarge | TooDeep | TooManyAttributes | TokenTooLong | BufferExceeded => {
-                C::PolicyViolation
-            }
+            StanzaTooLarge | TooDeep | TooManyAttributes | TooManyElements | TokenTooLong
+            | BufferExceeded => C::PolicyViolation,
             UnknownHost => C::HostUnknown,
             UnsupportedVersion => C::UnsupportedVersion,
             BadNamespace => C::InvalidNamespace,
@@ -177,6 +178,7 @@ impl StreamErrorCause {
             StanzaTooLarge => "stanza too large",
             TooDeep => "elements nested too deep",
             TooManyAttributes => "too many attributes",
+            TooManyElements => "too many elements",
             TokenTooLong => "name or value too long",
             BufferExceeded => "too much data buffered",
             TooManyAuthFailures => "too many authentication failures",

@@ -15,6 +15,9 @@ pub struct Limits {
     /// Deepest element nesting inside a top-level element (the top-level element is depth 1).
     /// Default 64.
     pub max_depth: usize,
+    /// Most elements in one top-level element, itself included: bounds the memory a small
+    /// stanza of many empty elements can cost. Default 8192.
+    pub max_elements: usize,
     /// Most attributes on one element (namespace declarations excluded). Default 64.
     pub max_attributes: usize,
     /// Longest single XML token: element or attribute name, attribute value, entity
@@ -45,6 +48,7 @@ impl Default for Limits {
         Self {
             max_stanza_bytes: 256 * 1024,
             max_depth: 64,
+            max_elements: 8192,
             max_attributes: 64,
             max_token_bytes: 8 * 1024,
             max_buffered_bytes: 1024 * 1024,

@@ -1076,6 +1076,10 @@ impl ServerStream {
                 let deadline = later(self.last_now, self.config.limits.ack_defer_max);
                 if let Some(a) = self.sm.as_mut().and_then(|sm| sm.on_request(deadline)) {
                     self.transmit(a);
+                } else {
+                    // with `ack_defer_max` zero the deadline is already due
+                    let now = self.last_now;
+                    self.flush_deferred_ack(now);
                 }
             }
             "a" => {

@@ -52,6 +52,8 @@ pub struct XmlReader {
     stack: Vec<Element>,
     /// bytes consumed since the last completed top-level unit
     unit_bytes: usize,
+    /// elements started in the current top-level element
+    unit_elements: usize,
     failed: Option<StreamErrorCause>,
 }
 
@@ -64,6 +66,7 @@ impl XmlReader {
             stream_open: false,
             stack: Vec::new(),
             unit_bytes: 0,
+            unit_elements: 0,
             failed: None,
         }
     }
@@ -166,6 +169,13 @@ impl XmlReader {
         }
         if attrs.len() > self.limits.max_attributes {
             return Err(StreamErrorCause::TooManyAttributes);
+        }
+        if self.stack.is_empty() {
+            self.unit_elements = 0;
+        }
+        self.unit_elements += 1;
+        if self.unit_elements > self.limits.max_elements {
+            return Err(StreamErrorCause::TooManyElements);
         }
         let mut el = Element::bare(name, ns_uri);
         *el.attrs_mut() = attrs;

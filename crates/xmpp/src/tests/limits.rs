@@ -296,3 +296,41 @@ fn rfc6120_4_9_3_1_text_at_top_level_is_bad_format() {
         Some(StreamErrorCondition::BadFormat)
     );
 }
+
+#[test]
+fn limits_many_small_elements_are_bounded() {
+    let many = format!(
+        "<message xmlns='jabber:client'>{}</message>",
+        "<a/>".repeat(20_000)
+    );
+    for t in [Transport::DirectTls, Transport::WebSocket] {
+        let mut h = Harness::new(t);
+        h.establish("alice");
+        assert_eq!(
+            closed_with(&h.send(&many)),
+            Some(StreamErrorCondition::PolicyViolation)
+        );
+    }
+    let mut h = Harness::new(Transport::DirectTls);
+    h.establish("alice");
+    let ok = format!(
+        "<message xmlns='jabber:client'>{}</message>",
+        "<a/>".repeat(8000)
+    );
+    for _ in 0..3 {
+        assert!(
+            matches!(events(&h.send(&ok)).first(), Some(Event::Stanza(_))),
+            "per stanza"
+        );
+    }
+}
+
+#[test]
+fn rfc6120_4_9_3_13_garbage_before_the_header_gets_header_then_error() {
+    let mut h = Harness::new(Transport::DirectTls);
+    let out = h.send("GET / HTTP/1.1\r\n\r\n<");
+    assert_eq!(closed_with(&out), Some(StreamErrorCondition::NotWellFormed));
+    let t = text(&out);
+    assert!(t.starts_with("<?xml version='1.0'?><stream:stream"), "{t}");
+    assert!(t.ends_with("</stream:stream>"));
+}

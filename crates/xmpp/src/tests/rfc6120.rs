@@ -401,3 +401,50 @@ fn extra_nonza_namespace_hook_passes_elements_to_driver() {
     let out = h.send("<ping xmlns='urn:iris:x'/>");
     assert!(matches!(events(&out).first(), Some(Event::Nonza(e)) if e.name() == "ping"));
 }
+
+#[test]
+fn rfc6120_8_send_before_bind_is_refused() {
+    let mut h = Harness::new(Transport::DirectTls);
+    h.authenticate("alice");
+    let m: crate::Element = "<message xmlns='jabber:client'/>"
+        .parse()
+        .unwrap_or_else(|_| panic!("parse"));
+    assert_eq!(h.s.send_stanza(&m), Err(crate::SendError::NotEstablished));
+}
+
+#[test]
+fn rfc6120_6_3_7_saslprep_of_usernames() {
+    let mut h = Harness::new(Transport::DirectTls);
+    h.open();
+    // U+00AD SOFT HYPHEN maps to nothing (RFC 4013 §2.2 / RFC 3454 B.1)
+    let out = h.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+        crate::wire::b64("\0al\u{ad}ice\0pw".as_bytes())
+    ));
+    assert!(
+        matches!(events(&out).first(), Some(Event::VerifyPlain { username, .. }) if username == "alice"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn debug_output_carries_no_secrets() {
+    let mut h = Harness::new(Transport::DirectTls);
+    h.s.set_channel_bindings(crate::ChannelBindings {
+        tls_exporter: Some(b"SECRETCB".to_vec()),
+        tls_server_end_point: None,
+    });
+    h.open();
+    let dbg = format!(
+        "{:?} {:?}",
+        h.s,
+        crate::ChannelBindings {
+            tls_exporter: Some(b"SECRETCB".to_vec()),
+            tls_server_end_point: None,
+        }
+    );
+    assert!(
+        !dbg.contains("SECRETCB") && !dbg.contains("83, 69, 67"),
+        "{dbg}"
+    );
+}

@@ -276,3 +276,17 @@ fn xep0198_take_unacked_for_offline_storage() {
     assert!(left.first().is_some_and(|s| s.contains("<body>1</body>")));
     assert_eq!(h.s.unacked_count(), 0);
 }
+
+#[test]
+fn xep0198_4_zero_defer_answers_at_once_with_confirmed_count() {
+    let mut c = config();
+    c.limits.ack_defer_max = Duration::ZERO;
+    let mut h = Harness::with_config(Transport::DirectTls, c);
+    h.establish("alice");
+    h.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    h.send(MSG);
+    assert_eq!(
+        text(&h.send("<r xmlns='urn:xmpp:sm:3'/>")),
+        "<a xmlns='urn:xmpp:sm:3' h='0'/>"
+    );
+}
