@@ -18,6 +18,37 @@
 //! ([`sasl`], [`scram`]), XEP-0198 bookkeeping ([`sm`]), limits ([`limits`]), error mapping
 //! ([`error`]) and serialisation ([`wire`], [`websocket_framing`]). What it does not: TLS,
 //! WebSocket handshakes, rosters, presence broadcast, routing or storage.
+//!
+//! SASL offers SCRAM-SHA-256/-1 (with `-PLUS` channel binding when the driver supplies
+//! `tls-exporter` or `tls-server-end-point` data), and over TLS only PLAIN and OAUTHBEARER
+//! (RFC 7628, chosen over a private `X-IRIS-TOKEN` as the standard way for web clients to
+//! present their REST bearer token). See `README.md` beside this crate for the whole contract.
+//!
+//! ```
+//! use std::{sync::Arc, time::Instant};
+//! use iris_xmpp::{Config, Event, Output, ServerStream, Transport};
+//!
+//! let config = Arc::new(Config::new(vec!["example.com".into()]));
+//! let now = Instant::now();
+//! let mut s = ServerStream::new(config, Transport::WebSocket, now, [42; 32]);
+//! s.handle_ws_message(now, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0'/>");
+//! // PLAIN "\0alice\0secret"
+//! s.handle_ws_message(now, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>");
+//! let mut sent = Vec::new();
+//! while let Some(out) = s.poll_output() {
+//!     match out {
+//!         Output::Transmit(message) => sent.push(message),
+//!         Output::Event(Event::VerifyPlain { username, password }) => {
+//!             assert_eq!((username.as_str(), password.expose()), ("alice", "secret"));
+//!             s.plain_result(true).expect("the machine asked for this");
+//!         }
+//!         Output::Event(_) => {}
+//!         Output::Close(reason) => panic!("closed: {reason:?}"),
+//!     }
+//! }
+//! assert!(sent.last().is_some_and(|m| m.starts_with("<success")));
+//! assert_eq!(s.username(), Some("alice"));
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod config;
