@@ -248,6 +248,11 @@ fn map_rxml_error(e: rxml::Error) -> StreamErrorCause {
     match e {
         rxml::Error::RestrictedXml("long name or reference") => StreamErrorCause::TokenTooLong,
         rxml::Error::RestrictedXml("event too long") => StreamErrorCause::StanzaTooLarge,
+        rxml::Error::RestrictedXml("only utf-8 encoding is allowed") => StreamErrorCause::NotUtf8,
+        // `<!` not followed by `--` or `[CDATA[`: a DOCTYPE / ENTITY / ATTLIST declaration
+        rxml::Error::InvalidSyntax("malformed cdata or comment section start") => {
+            StreamErrorCause::ForbiddenXml
+        }
         rxml::Error::RestrictedXml(_) | rxml::Error::UndeclaredEntity => {
             StreamErrorCause::ForbiddenXml
         }

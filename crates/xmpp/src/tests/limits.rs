@@ -13,11 +13,8 @@ const BILLION_LAUGHS: &str = r#"<?xml version="1.0"?>
 ]>
 <lolz>&lol9;</lolz>"#;
 
-fn restricted_or_malformed(c: Option<StreamErrorCondition>) -> bool {
-    matches!(
-        c,
-        Some(StreamErrorCondition::RestrictedXml | StreamErrorCondition::NotWellFormed)
-    )
+fn is_restricted_xml(c: Option<StreamErrorCondition>) -> bool {
+    c == Some(StreamErrorCondition::RestrictedXml)
 }
 
 /// Feed `data` in chunks; returns the condition the stream closed with.
@@ -37,17 +34,17 @@ fn rfc6120_11_1_billion_laughs_is_rejected() {
     // as the whole document on a TCP stream
     let mut h = Harness::new(Transport::DirectTls);
     let out = h.send(BILLION_LAUGHS);
-    assert!(restricted_or_malformed(closed_with(&out)), "{out:?}");
+    assert!(is_restricted_xml(closed_with(&out)), "{out:?}");
     // inside an established stream
     let mut h = Harness::new(Transport::DirectTls);
     h.establish("alice");
     let out = h.send(&BILLION_LAUGHS.replace("<?xml version=\"1.0\"?>", ""));
-    assert!(restricted_or_malformed(closed_with(&out)), "{out:?}");
+    assert!(is_restricted_xml(closed_with(&out)), "{out:?}");
     // as a WebSocket message
     let mut h = Harness::new(Transport::WebSocket);
     h.establish("alice");
     let out = h.send(BILLION_LAUGHS);
-    assert!(restricted_or_malformed(closed_with(&out)), "{out:?}");
+    assert!(is_restricted_xml(closed_with(&out)), "{out:?}");
 }
 
 #[test]
@@ -333,4 +330,24 @@ fn rfc6120_4_9_3_13_garbage_before_the_header_gets_header_then_error() {
     let t = text(&out);
     assert!(t.starts_with("<?xml version='1.0'?><stream:stream"), "{t}");
     assert!(t.ends_with("</stream:stream>"));
+}
+
+#[test]
+fn rfc6120_4_9_3_22_declared_non_utf8_encoding_is_unsupported_encoding() {
+    let mut h = Harness::new(Transport::DirectTls);
+    let out = h.send(&HEADER.replace(
+        "<?xml version='1.0'?>",
+        "<?xml version='1.0' encoding='UTF-16'?>",
+    ));
+    assert_eq!(
+        closed_with(&out),
+        Some(StreamErrorCondition::UnsupportedEncoding)
+    );
+}
+
+#[test]
+fn rfc6120_11_1_doctype_is_restricted_xml() {
+    let mut h = Harness::new(Transport::DirectTls);
+    let out = h.send("<!DOCTYPE stream><stream:stream/>");
+    assert_eq!(closed_with(&out), Some(StreamErrorCondition::RestrictedXml));
 }
