@@ -245,7 +245,10 @@ impl Exchange {
         let authzid = match authz.unwrap_or_default() {
             "" => None,
             a => match a.strip_prefix("a=") {
-                Some(v) if !v.is_empty() => Some(v.replace("=2C", ",").replace("=3D", "=")),
+                Some(v) if !v.is_empty() => match scram::decode_saslname(v) {
+                    Ok(v) => Some(v),
+                    Err(_) => return Step::Failure(SaslCondition::MalformedRequest),
+                },
                 _ => return Step::Failure(SaslCondition::MalformedRequest),
             },
         };

@@ -251,7 +251,7 @@ fn prep(s: &str) -> Result<String, ScramError> {
 }
 
 /// RFC 5802 §5.1: `=2C` is `,` and `=3D` is `=`; any other `=` is an error.
-fn decode_saslname(s: &str) -> Result<String, ScramError> {
+pub(crate) fn decode_saslname(s: &str) -> Result<String, ScramError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('=') {

@@ -29,7 +29,13 @@ fuzz_target!(|data: &[u8]| {
         _ => b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>",
     };
     s.handle_input(now, prefix);
-    for piece in rest.chunks(chunk) {
+    // WebSocket messages are separated by NUL (never valid XML); streams are cut every `chunk`
+    let pieces: Vec<&[u8]> = if transport == Transport::WebSocket {
+        rest.split(|b| *b == 0).collect()
+    } else {
+        rest.chunks(chunk).collect()
+    };
+    for piece in pieces {
         if transport == Transport::WebSocket {
             s.handle_ws_message(now, &String::from_utf8_lossy(piece));
         } else {
