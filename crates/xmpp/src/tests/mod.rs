@@ -3,6 +3,7 @@
 
 mod common;
 mod garbage;
+mod interop;
 mod limits;
 mod pipelining;
 mod rfc6120;
