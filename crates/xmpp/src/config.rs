@@ -54,3 +54,75 @@ impl Config {
         }
     }
 }
+
+/// Why a [`Config`] cannot serve streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `domains` is empty: every stream would fail with `host-unknown`.
+    NoDomain,
+    /// A domain is empty, too long or contains characters no domain has.
+    BadDomain(String),
+    /// `mechanisms` is empty: nobody could authenticate.
+    NoMechanism,
+    /// A limit is below what a conforming client needs (the field name).
+    LimitTooSmall(&'static str),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoDomain => f.write_str("no domain configured"),
+            Self::BadDomain(d) => write!(f, "invalid domain {d:?}"),
+            Self::NoMechanism => f.write_str("no SASL mechanism enabled"),
+            Self::LimitTooSmall(field) => write!(f, "limit {field} too small"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Check the configuration before serving streams with it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.domains.is_empty() {
+            return Err(ConfigError::NoDomain);
+        }
+        for d in &self.domains {
+            let ok = !d.is_empty()
+                && d.len() <= 1023
+                && !d
+                    .chars()
+                    .any(|c| c.is_whitespace() || "@/'\"<>&".contains(c));
+            if !ok {
+                return Err(ConfigError::BadDomain(d.clone()));
+            }
+        }
+        if self.mechanisms.is_empty() {
+            return Err(ConfigError::NoMechanism);
+        }
+        let l = &self.limits;
+        // RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes
+        let checks = [
+            (l.max_stanza_bytes >= 10_000, "max_stanza_bytes"),
+            (l.max_depth >= 4, "max_depth"),
+            (l.max_elements >= 16, "max_elements"),
+            (l.max_attributes >= 8, "max_attributes"),
+            (l.max_token_bytes >= 1024, "max_token_bytes"),
+            (
+                l.max_buffered_bytes >= l.max_stanza_bytes,
+                "max_buffered_bytes",
+            ),
+            (l.max_unacked_stanzas >= 1, "max_unacked_stanzas"),
+            (l.max_auth_failures >= 1, "max_auth_failures"),
+            (
+                !l.unauthenticated_timeout.is_zero(),
+                "unauthenticated_timeout",
+            ),
+            (l.request_ack_every >= 1, "request_ack_every"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, field)) => Err(ConfigError::LimitTooSmall(field)),
+            None => Ok(()),
+        }
+    }
+}

@@ -68,7 +68,7 @@ pub mod xml;
 #[cfg(test)]
 mod tests;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use error::{
     CloseReason, SaslCondition, StanzaErrorCondition, StanzaErrorType, StreamError,
     StreamErrorCause, StreamErrorCondition,

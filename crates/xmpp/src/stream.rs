@@ -167,7 +167,7 @@ impl ServerStream {
     /// as one whole text message (see [`Self::handle_ws_message`]).
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
         self.last_now = now;
-        if self.closed {
+        if self.closed || data.is_empty() {
             return;
         }
         if self.framing == Framing::WebSocket {

@@ -448,3 +448,26 @@ fn debug_output_carries_no_secrets() {
         "{dbg}"
     );
 }
+
+#[test]
+fn config_validation_by_cause() {
+    use crate::ConfigError;
+    assert_eq!(config().validate(), Ok(()));
+    assert_eq!(
+        crate::Config::new(vec![]).validate(),
+        Err(ConfigError::NoDomain)
+    );
+    assert_eq!(
+        crate::Config::new(vec!["a b".into()]).validate(),
+        Err(ConfigError::BadDomain("a b".into()))
+    );
+    let mut c = config();
+    c.mechanisms.clear();
+    assert_eq!(c.validate(), Err(ConfigError::NoMechanism));
+    let mut c = config();
+    c.limits.max_stanza_bytes = 100;
+    assert_eq!(
+        c.validate(),
+        Err(ConfigError::LimitTooSmall("max_stanza_bytes"))
+    );
+}
