@@ -27,7 +27,9 @@ pub enum Event {
     VerifyPlain {
         /// SASLprepped user name.
         username: String,
-        /// The password (`Debug` prints nothing).
+        /// The password as sent, not SASLprepped (`Debug` prints nothing). To check it
+        /// against stored SCRAM keys, run [`crate::scram::derive_keys`] (which preps it) with
+        /// the stored salt and iterations and compare `stored_key`.
         password: Secret,
     },
     /// Check an OAUTHBEARER token; answer with [`ServerStream::token_result`].

@@ -440,3 +440,16 @@ fn rfc7628_missing_bearer_is_malformed() {
     let out = h.send(&auth("OAUTHBEARER", b"n,,\x01host=x\x01\x01"));
     assert!(text(&out).contains("<malformed-request/>"));
 }
+
+#[test]
+fn rfc6120_6_5_11_keys_for_the_wrong_hash_are_a_temporary_failure() {
+    let mut h = Harness::new(Transport::DirectTls);
+    h.open();
+    assert_eq!(
+        h.s.provide_credentials(keys256("pw")),
+        Err(crate::SendError::Unexpected)
+    );
+    h.send(&auth("SCRAM-SHA-1", b"n,,n=alice,r=abc"));
+    assert_eq!(h.s.provide_credentials(keys256("pw")), Ok(()));
+    assert!(text(&h.drain()).contains("<temporary-auth-failure/>"));
+}
