@@ -35,7 +35,9 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown { tx: Arc::new(watch::channel(false).0) }
+        Shutdown {
+            tx: Arc::new(watch::channel(false).0),
+        }
     }
 }
 
@@ -89,7 +91,8 @@ pub async fn serve(
         let slot = match config.limiter.try_acquire(peer.ip()) {
             Ok(slot) => slot,
             Err(why) => {
-                metrics::counter!("iris_connections_refused_total", "listener" => name).increment(1);
+                metrics::counter!("iris_connections_refused_total", "listener" => name)
+                    .increment(1);
                 tracing::debug!(listener = name, %peer, ?why, "connection refused by cap");
                 continue;
             }
@@ -127,11 +130,18 @@ pub async fn serve(
     tracing::info!(listener = name, "stopped accepting");
 }
 
-async fn connection(mut stream: Box<dyn Stream>, info: ConnInfo, dispatch: &Dispatch, sniff_timeout: Duration) {
+async fn connection(
+    mut stream: Box<dyn Stream>,
+    info: ConnInfo,
+    dispatch: &Dispatch,
+    sniff_timeout: Duration,
+) {
     match dispatch.by_alpn(info.alpn.as_deref()) {
         Decision::Alpn(route) => {
             let route = route.clone();
-            dispatch.hand_over(Some(&route), Bytes::new(), stream, info).await
+            dispatch
+                .hand_over(Some(&route), Bytes::new(), stream, info)
+                .await
         }
         Decision::DefaultByAlpn => dispatch.hand_over(None, Bytes::new(), stream, info).await,
         Decision::Sniff => {
@@ -142,7 +152,9 @@ async fn connection(mut stream: Box<dyn Stream>, info: ConnInfo, dispatch: &Disp
             };
             buf.truncate(n);
             let route = dispatch.by_bytes(&buf).cloned();
-            dispatch.hand_over(route.as_ref(), Bytes::from(buf), stream, info).await
+            dispatch
+                .hand_over(route.as_ref(), Bytes::from(buf), stream, info)
+                .await
         }
     }
 }
