@@ -152,7 +152,11 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, String
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment = figment.merge(Env::prefixed("IRIS_").split("__").ignore(&["config"]));
+    figment = figment.merge(
+        Env::prefixed("IRIS_")
+            .split("__")
+            .ignore(&["config", "log_filter"]),
+    );
     let mut config: Config = figment.extract().map_err(|e| {
         e.into_iter()
             .map(|e| e.to_string())

@@ -8,7 +8,8 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("invalid log level {:?}: {e}", config.level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -102,6 +102,7 @@ pub async fn serve(
         let tls = tls.clone();
         let dispatch = dispatch.clone();
         let config = config.clone();
+        let shutdown_rx = shutdown.clone();
         tracker.spawn(async move {
             let _slot = slot;
             metrics::counter!("iris_connections_total", "listener" => name).increment(1);
@@ -124,7 +125,7 @@ pub async fn serve(
                 None => (Box::new(tcp), None),
             };
             let info = ConnInfo { peer, local, alpn, tls: is_tls };
-            connection(stream, info, &dispatch, config.sniff_timeout).await;
+            connection(stream, info, &dispatch, config.sniff_timeout, shutdown_rx).await;
         });
     }
     tracing::info!(listener = name, "stopped accepting");
@@ -135,6 +136,7 @@ async fn connection(
     info: ConnInfo,
     dispatch: &Dispatch,
     sniff_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     match dispatch.by_alpn(info.alpn.as_deref()) {
         Decision::Alpn(route) => {
@@ -146,9 +148,13 @@ async fn connection(
         Decision::DefaultByAlpn => dispatch.hand_over(None, Bytes::new(), stream, info).await,
         Decision::Sniff => {
             let mut buf = vec![0u8; 16];
-            let n = match tokio::time::timeout(sniff_timeout, stream.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                _ => return,
+            // A connection that has said nothing yet is dropped on shutdown.
+            let n = tokio::select! {
+                read = tokio::time::timeout(sniff_timeout, stream.read(&mut buf)) => match read {
+                    Ok(Ok(n)) if n > 0 => n,
+                    _ => return,
+                },
+                _ = stopped(&mut shutdown) => return,
             };
             buf.truncate(n);
             let route = dispatch.by_bytes(&buf).cloned();
