@@ -65,7 +65,10 @@ async fn command(accounts: &Accounts, cmd: UserCommand) -> anyhow::Result<ExitCo
             if json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
-                println!("{:<6} {:<36} {:<24} {:<20} ROLE", "ID", "LOGIN", "NAME", "COMPANY");
+                println!(
+                    "{:<6} {:<36} {:<24} {:<20} ROLE",
+                    "ID", "LOGIN", "NAME", "COMPANY"
+                );
                 for u in &users {
                     println!(
                         "{:<6} {:<36} {:<24} {:<20} {}",
