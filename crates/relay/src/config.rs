@@ -1,38 +1,9 @@
 //! `RelayConfig`: the typed, strict relay settings (unknown keys rejected); no I/O.
 
+pub use iris_model::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-
-/// A secret string whose `Debug` and `Display` print `***`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret itself; use only where it is needed.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Settings of the STUN/TURN relay role (R-8: UDP 3478, TCP 3478/80; TLS 443 is handed over).
 #[derive(Debug, Clone, Deserialize)]
