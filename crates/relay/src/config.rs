@@ -13,8 +13,11 @@ pub struct RelayConfig {
     pub realm: String,
     /// UDP listen addresses for STUN/TURN (default `0.0.0.0:3478`).
     pub udp_listen: Vec<SocketAddr>,
-    /// TCP listen addresses for TURN over TCP (default `0.0.0.0:3478` and `0.0.0.0:80`).
-    /// TLS on 443 is not listened to here: the shared TLS listener hands connections over.
+    /// TCP listen addresses for TURN over TCP (default `0.0.0.0:3478`). Ports 80 and 443 are
+    /// not listened to here: the main server owns them, classifies the first bytes of each
+    /// connection and hands STUN/ChannelData streams over through
+    /// [`RelayHandle::serve_stream_with_prefix`](crate::RelayHandle::serve_stream_with_prefix)
+    /// (TCP 80 in clear, 443 after TLS), so R-8's TCP 80 and TLS 443 share those ports with HTTP.
     pub tcp_listen: Vec<SocketAddr>,
     /// Local IPs relay sockets bind to, at most one per address family. Empty: the
     /// unspecified address of each family that has a `public_ips` entry.
@@ -47,7 +50,12 @@ pub struct RelayConfig {
     /// Unauthenticated requests (Binding, challenges) allowed per second per source IP.
     pub unauthenticated_requests_per_second: u64,
     /// Never send an unauthenticated UDP error larger than its request, not even the 401
-    /// challenge (breaks clients whose first Allocate is smaller than the challenge).
+    /// challenge (default `false`). Off by default because browsers (libwebrtc) and coturn's
+    /// clients send a first Allocate without credentials that is smaller than the 401 carrying
+    /// REALM and NONCE (a 28-byte Allocate gets a ~100-byte 401): strict mode would leave
+    /// them unanswered. Even when off, only challenges may exceed their request, their size
+    /// is bounded, and the unauthenticated rate limit per source IP caps what a spoofed
+    /// source can reflect; every other unauthenticated error is cut to the request's size.
     pub strict_amplification: bool,
     /// SOFTWARE attribute sent in authenticated responses (none if absent).
     pub software: Option<String>,
@@ -60,10 +68,7 @@ impl Default for RelayConfig {
         RelayConfig {
             realm: "iris".to_owned(),
             udp_listen: vec![SocketAddr::from(([0, 0, 0, 0], 3478))],
-            tcp_listen: vec![
-                SocketAddr::from(([0, 0, 0, 0], 3478)),
-                SocketAddr::from(([0, 0, 0, 0], 80)),
-            ],
+            tcp_listen: vec![SocketAddr::from(([0, 0, 0, 0], 3478))],
             relay_ips: Vec::new(),
             public_ips: Vec::new(),
             relay_port_min: 49152,
