@@ -4,6 +4,7 @@ pub use iris_model::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 /// Settings of the STUN/TURN relay role (R-8: UDP 3478, TCP 3478/80; TLS 443 is handed over).
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +62,89 @@ pub struct RelayConfig {
     pub software: Option<String>,
     /// Receive tasks per UDP listener (0: one per CPU core).
     pub udp_workers: usize,
+    /// DNS name clients reach this relay by, advertised in ICE server lists when
+    /// `servers` is empty (then this relay is the only one). Absent: its first public IP.
+    pub public_name: Option<String>,
+    /// Lifetime of the TURN credentials handed out in ICE server lists (default 86400 s).
+    pub credential_ttl_secs: u64,
+    /// MaxMind DB (GeoIP2/GeoLite2 City format) used to locate clients and give them the two
+    /// nearest relays. Absent, or no location for an IP: `servers` order decides.
+    pub geoip_database: Option<PathBuf>,
+    /// The deployment's relays (`[[relay.servers]]`), all sharing `shared_secret`. Empty:
+    /// this relay alone, named by `public_name`.
+    pub servers: Vec<RelayServer>,
+}
+
+/// A relay that clients may be sent to (one `[[relay.servers]]` entry).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayServer {
+    /// DNS name, e.g. `turn-eu1.example.com`; an IP literal is accepted.
+    pub name: String,
+    /// Region label (informative, e.g. `eu-west`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Latitude in degrees; with `longitude`, places the relay for nearest-relay selection.
+    /// Without a position the relay ranks after located ones.
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    /// Longitude in degrees.
+    #[serde(default)]
+    pub longitude: Option<f64>,
+    /// UDP port for STUN and TURN (default 3478; 0: none).
+    #[serde(default = "default_udp_port")]
+    pub udp_port: u16,
+    /// TCP ports for TURN over TCP (default `[3478]`; e.g. `[3478, 80]`). `tcp_port = 80`
+    /// is accepted for a single port; `[]` for none.
+    #[serde(
+        default = "default_tcp_ports",
+        alias = "tcp_port",
+        deserialize_with = "one_or_many"
+    )]
+    pub tcp_ports: Vec<u16>,
+    /// TLS port for TURN over TLS, `turns:` (default 443; 0: none).
+    #[serde(default = "default_tls_port")]
+    pub tls_port: u16,
+}
+
+impl Default for RelayServer {
+    fn default() -> Self {
+        RelayServer {
+            name: String::new(),
+            region: None,
+            latitude: None,
+            longitude: None,
+            udp_port: default_udp_port(),
+            tcp_ports: default_tcp_ports(),
+            tls_port: default_tls_port(),
+        }
+    }
+}
+
+fn default_udp_port() -> u16 {
+    3478
+}
+
+fn default_tcp_ports() -> Vec<u16> {
+    vec![3478]
+}
+
+fn default_tls_port() -> u16 {
+    443
+}
+
+/// A port or a list of ports.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ports {
+        One(u16),
+        Many(Vec<u16>),
+    }
+    Ok(match Ports::deserialize(d)? {
+        Ports::One(p) => vec![p],
+        Ports::Many(v) => v,
+    })
 }
 
 impl Default for RelayConfig {
@@ -85,6 +169,10 @@ impl Default for RelayConfig {
             strict_amplification: false,
             software: None,
             udp_workers: 0,
+            public_name: None,
+            credential_ttl_secs: 86_400,
+            geoip_database: None,
+            servers: Vec::new(),
         }
     }
 }

@@ -15,7 +15,9 @@
 
 mod config;
 mod driver;
+pub mod ice_servers;
 
-pub use config::{RelayConfig, Secret};
+pub use config::{RelayConfig, RelayServer, Secret};
 pub use driver::{Relay, RelayError, RelayHandle};
+pub use ice_servers::{IceServer, IceServers, IceServersError};
 pub use iris_turn::{Counters, Transport};

@@ -183,6 +183,12 @@ fn example_config_parses_and_secrets_are_hidden() {
     let cfg: RelayConfig = toml::from_str(text).unwrap();
     assert_eq!(cfg.relay_port_min, 49152);
     assert_eq!(cfg.users.len(), 1);
+    assert_eq!(cfg.servers.len(), 2);
+    assert_eq!(cfg.servers[0].tcp_ports, [3478, 80]);
+    assert_eq!(cfg.servers[1].tcp_ports, [80]);
+    assert_eq!(cfg.servers[1].udp_port, 3478);
+    assert_eq!(cfg.credential_ttl_secs, 86_400);
+    assert!(toml::from_str::<RelayConfig>("[[servers]]\nname = \"a\"\nport = 1").is_err());
     let debug = format!("{cfg:?}");
     assert!(
         !debug.contains("change-me") && !debug.contains("another-secret"),
