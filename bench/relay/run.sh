@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Relay benchmark: Iris's relay vs coturn, same load, same port range, pinned cores.
+#
+#   bench/relay/run.sh                 # build (release) if needed, run every scenario
+#   DURATION=5 SCENARIOS="audio-blast" bench/relay/run.sh
+#
+# Installs nothing: needs `turnserver` (Debian package coturn) and `taskset` (util-linux).
+# Each run is bounded (DURATION seconds, at most 60, plus setup) and every process it starts
+# is stopped by its PID. Env: DURATION (8), ALLOCATIONS (200), SERVER_CPUS (0),
+# LOADGEN_CPUS (1), SCENARIOS ("audio-paced audio-blast video-blast"), SKIP_BUILD=1,
+# UCLIENT=0 to skip coturn's own turnutils_uclient reference run.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+DURATION="${DURATION:-8}"
+ALLOCATIONS="${ALLOCATIONS:-200}"
+SERVER_CPUS="${SERVER_CPUS:-0}"
+LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
+SCENARIOS="${SCENARIOS:-audio-paced audio-blast video-blast}"
+UCLIENT="${UCLIENT:-1}"
+PORT=34780
+SECRET=bench-secret
+work="$(mktemp -d /tmp/iris-relay-bench.XXXXXX)"
+server_pid=""
+
+for bin in turnserver taskset; do
+    command -v "$bin" >/dev/null || { echo "missing $bin (apt-get install -y coturn util-linux)" >&2; exit 1; }
+done
+
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    (cd "$root" && cargo build --release -q -p iris-relay --example relay_server --example loadgen)
+fi
+target="${CARGO_TARGET_DIR:-$root/target}/release/examples"
+server_cores=$(taskset -c "$SERVER_CPUS" nproc)
+
+# scenario -> loadgen arguments
+args_for() {
+    case "$1" in
+        audio-paced) echo "--size 160 --rate $((ALLOCATIONS * 100)) --batch 1" ;;
+        audio-blast) echo "--size 160 --rate 0 --batch 32" ;;
+        video-blast) echo "--size 1200 --rate 0 --batch 32" ;;
+        *) echo "unknown scenario $1" >&2; exit 1 ;;
+    esac
+}
+
+wait_port() {
+    for _ in $(seq 50); do
+        if ss -Huln "sport = :$PORT" | grep -q .; then return 0; fi
+        sleep 0.1
+    done
+    echo "server did not listen on $PORT" >&2
+    return 1
+}
+
+start_server() {
+    case "$1" in
+        coturn)
+            taskset -c "$SERVER_CPUS" turnserver -c "$here/turnserver.conf" \
+                --relay-threads="$server_cores" --log-file="$work/coturn.log" \
+                >"$work/coturn.out" 2>&1 &
+            ;;
+        iris)
+            taskset -c "$SERVER_CPUS" "$target/relay_server" "$here/iris.toml" \
+                >"$work/iris.out" 2>&1 &
+            ;;
+    esac
+    server_pid=$!
+    wait_port
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+    sleep 0.5
+}
+
+declare -A result
+echo "# $(nproc) cores; server on CPU $SERVER_CPUS ($server_cores thread(s)), load generator on CPU $LOADGEN_CPUS;" \
+     "$ALLOCATIONS allocations, ${DURATION}s per run; $(turnserver --version 2>/dev/null | head -1 | sed 's/^/coturn /')"
+for scenario in $SCENARIOS; do
+    for server in coturn iris; do
+        start_server "$server"
+        # shellcheck disable=SC2046
+        line=$(timeout $((DURATION + 60)) taskset -c "$LOADGEN_CPUS" "$target/loadgen" \
+            --server "127.0.0.1:$PORT" --secret "$SECRET" --allocations "$ALLOCATIONS" \
+            --duration "$DURATION" --server-pid "$server_pid" --label "$server" \
+            $(args_for "$scenario") | grep '^RESULT' || echo "RESULT failed=1")
+        stop_server
+        echo "$scenario $line" >>"$work/results.txt"
+        result["$scenario/$server"]="$line"
+    done
+done
+
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+printf '\n%-12s %-7s %12s %8s %8s %12s %10s\n' scenario server "pkts/s" "loss%" "cpu-s" "pkts/cpu-s" "iris/coturn"
+for scenario in $SCENARIOS; do
+    c="${result[$scenario/coturn]}"
+    i="${result[$scenario/iris]}"
+    for server in coturn iris; do
+        r="${result[$scenario/$server]}"
+        ratio=""
+        if [ "$server" = iris ]; then
+            ratio=$(awk -v a="$(field "$i" pkts_per_cpu_s)" -v b="$(field "$c" pkts_per_cpu_s)" \
+                -v p="$(field "$i" pps)" -v q="$(field "$c" pps)" \
+                'BEGIN { if (b > 0 && q > 0) printf "%.2f/%.2f", p / q, a / b }')
+        fi
+        printf '%-12s %-7s %12s %8s %8s %12s %10s\n' "$scenario" "$server" \
+            "$(field "$r" pps)" "$(field "$r" loss_pct)" "$(field "$r" server_cpu_s)" \
+            "$(field "$r" pkts_per_cpu_s)" "$ratio"
+    done
+done
+echo "(iris/coturn: relayed pkts/s ratio / pkts per server CPU-second ratio)"
+
+# coturn's own client as a reference (echo through turnutils_peer), bounded and quick.
+if [ "$UCLIENT" = 1 ] && command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null; then
+    echo
+    echo "# turnutils_uclient reference: 50 clients x 200 messages of 160 B, echoed by turnutils_peer"
+    peer_port=34790
+    timeout 120 taskset -c "$LOADGEN_CPUS" turnutils_peer -L 127.0.0.1 -p "$peer_port" >/dev/null 2>&1 &
+    peer_pid=$!
+    sleep 0.3
+    for server in coturn iris; do
+        start_server "$server"
+        t0=$(date +%s.%N)
+        out=$(timeout 30 taskset -c "$LOADGEN_CPUS" turnutils_uclient -m 50 -n 200 -l 160 -z 5 -c \
+            -e 127.0.0.1 -r "$peer_port" -u bench -W "$SECRET" -p "$PORT" 127.0.0.1 2>&1 || true)
+        t1=$(date +%s.%N)
+        stop_server
+        sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
+        recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
+        rtt=$(grep -o 'Average round trip delay [0-9.]* ms' <<<"$out" | tail -1 || true)
+        lost=$(grep -o 'Total lost packets [0-9]* ([0-9.]*%)' <<<"$out" | tail -1 || true)
+        printf '%-7s sent=%s recv=%s %s; %s; %.1fs\n' "$server" "${sent:-?}" "${recv:-?}" \
+            "${lost:-}" "${rtt:-}" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+    done
+    kill "$peer_pid" 2>/dev/null || true
+    wait "$peer_pid" 2>/dev/null || true
+fi
+echo "raw results: $work/results.txt"
