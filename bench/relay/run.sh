@@ -7,7 +7,7 @@
 # Installs nothing: needs `turnserver` (Debian package coturn) and `taskset` (util-linux).
 # Each run is bounded (DURATION seconds, at most 60, plus setup) and every process it starts
 # is stopped by its PID. Env: DURATION (8), ALLOCATIONS (200), SERVER_CPUS (0),
-# LOADGEN_CPUS (1), SCENARIOS ("audio-paced audio-blast video-blast"), SKIP_BUILD=1,
+# LOADGEN_CPUS (1), SCENARIOS ("audio-20k audio-100k video-50k audio-max video-max"), SKIP_BUILD=1,
 # UCLIENT=0 to skip coturn's own turnutils_uclient reference run.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ DURATION="${DURATION:-8}"
 ALLOCATIONS="${ALLOCATIONS:-200}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
-SCENARIOS="${SCENARIOS:-audio-paced audio-blast video-blast}"
+SCENARIOS="${SCENARIOS:-audio-20k audio-100k video-50k audio-max video-max}"
 UCLIENT="${UCLIENT:-1}"
 PORT=34780
 SECRET=bench-secret
@@ -45,9 +45,14 @@ server_cores=$(taskset -c "$SERVER_CPUS" nproc)
 # scenario -> loadgen arguments
 args_for() {
     case "$1" in
-        audio-paced) echo "--size 160 --rate $((ALLOCATIONS * 100)) --batch 1" ;;
-        audio-blast) echo "--size 160 --rate 0 --batch 32" ;;
-        video-blast) echo "--size 1200 --rate 0 --batch 32" ;;
+        # Paced: one packet per allocation in turn, as media clients send.
+        audio-20k) echo "--size 160 --rate 20000" ;;
+        audio-100k) echo "--size 160 --rate 100000" ;;
+        video-50k) echo "--size 1200 --rate 50000" ;;
+        # Saturation: 32 packets per allocation and sendmmsg, as fast as the generator goes
+        # (the generator's core also carries the kernel's loopback delivery to the server).
+        audio-max) echo "--size 160 --rate 0 --batch 32" ;;
+        video-max) echo "--size 1200 --rate 0 --batch 32" ;;
         *) echo "unknown scenario $1" >&2; exit 1 ;;
     esac
 }
