@@ -62,6 +62,10 @@ pub struct RelayConfig {
     pub software: Option<String>,
     /// Receive tasks per UDP listener (0: one per CPU core).
     pub udp_workers: usize,
+    /// Receive and send buffer of each UDP listener in bytes (default 4 MiB), so bursts
+    /// from many clients are not dropped while a worker wakes up. The kernel caps it at
+    /// `net.core.rmem_max` / `wmem_max`: raise those to make it count (coturn uses 2 MiB).
+    pub udp_buffer_bytes: usize,
     /// DNS name clients reach this relay by, advertised in ICE server lists when
     /// `servers` is empty (then this relay is the only one). Absent: its first public IP.
     pub public_name: Option<String>,
@@ -169,6 +173,7 @@ impl Default for RelayConfig {
             strict_amplification: false,
             software: None,
             udp_workers: 0,
+            udp_buffer_bytes: 4 << 20,
             public_name: None,
             credential_ttl_secs: 86_400,
             geoip_database: None,
