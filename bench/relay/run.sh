@@ -6,7 +6,10 @@
 #
 # Installs nothing: needs `turnserver` (Debian package coturn) and `taskset` (util-linux).
 # Each run is bounded (DURATION seconds, at most 60, plus setup) and every process it starts
-# is stopped by its PID. Env: DURATION (8), ALLOCATIONS (200), SERVER_CPUS (0),
+# is stopped by its PID. Before each run it waits (up to QUIET_WAIT seconds, 60) until the
+# machine is idle, since other work on the same cores skews both throughput and CPU time;
+# with REPEAT=N (1) each pair of runs is repeated, interleaved, and the median (by packets
+# per server CPU-second) is shown. Env: DURATION (8), ALLOCATIONS (200), SERVER_CPUS (0),
 # LOADGEN_CPUS (1), SCENARIOS ("audio-20k audio-100k video-50k audio-max video-max"), SKIP_BUILD=1,
 # UCLIENT=0 to skip coturn's own turnutils_uclient reference run.
 set -euo pipefail
@@ -19,6 +22,8 @@ SERVER_CPUS="${SERVER_CPUS:-0}"
 LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
 SCENARIOS="${SCENARIOS:-audio-20k audio-100k video-50k audio-max video-max}"
 UCLIENT="${UCLIENT:-1}"
+REPEAT="${REPEAT:-1}"
+QUIET_WAIT="${QUIET_WAIT:-60}"
 PORT=34780
 SECRET=bench-secret
 work="$(mktemp -d /tmp/iris-relay-bench.XXXXXX)"
@@ -57,6 +62,26 @@ args_for() {
     esac
 }
 
+# Idle percentage of all CPUs over half a second.
+idle_pct() {
+    local a b
+    a=($(head -1 /proc/stat)); sleep 0.5; b=($(head -1 /proc/stat))
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    echo $(( total > 0 ? 100 * (b[4] - a[4] + b[5] - a[5]) / total : 100 ))
+}
+
+# Waits until the machine is at least 90 % idle (at most QUIET_WAIT seconds); prints idle %.
+wait_quiet() {
+    local idle deadline=$((SECONDS + QUIET_WAIT))
+    idle=$(idle_pct)
+    while [ "$idle" -lt 90 ] && [ "$SECONDS" -lt "$deadline" ]; do
+        sleep 2
+        idle=$(idle_pct)
+    done
+    echo "$idle"
+}
+
 wait_port() {
     for _ in $(seq 50); do
         if ss -Huln "sport = :$PORT" | grep -q .; then return 0; fi
@@ -91,24 +116,32 @@ stop_server() {
 
 declare -A result
 echo "# $(nproc) cores; server on CPU $SERVER_CPUS ($server_cores thread(s)), load generator on CPU $LOADGEN_CPUS;" \
-     "$ALLOCATIONS allocations, ${DURATION}s per run; $(turnserver --version 2>/dev/null | head -1 | sed 's/^/coturn /')"
+     "$ALLOCATIONS allocations, ${DURATION}s per run, $REPEAT repeat(s); $(turnserver --version 2>/dev/null | head -1 | sed 's/^/coturn /')"
 for scenario in $SCENARIOS; do
+    for round in $(seq "$REPEAT"); do
+        for server in coturn iris; do
+            idle=$(wait_quiet)
+            start_server "$server"
+            # shellcheck disable=SC2046
+            line=$(timeout $((DURATION + 60)) taskset -c "$LOADGEN_CPUS" "$target/loadgen" \
+                --server "127.0.0.1:$PORT" --secret "$SECRET" --allocations "$ALLOCATIONS" \
+                --duration "$DURATION" --server-pid "$server_pid" --label "$server" \
+                $(args_for "$scenario") | grep '^RESULT' || echo "RESULT failed=1")
+            stop_server
+            echo "$scenario round=$round idle_before=$idle $line" >>"$work/results.txt"
+        done
+    done
     for server in coturn iris; do
-        start_server "$server"
-        # shellcheck disable=SC2046
-        line=$(timeout $((DURATION + 60)) taskset -c "$LOADGEN_CPUS" "$target/loadgen" \
-            --server "127.0.0.1:$PORT" --secret "$SECRET" --allocations "$ALLOCATIONS" \
-            --duration "$DURATION" --server-pid "$server_pid" --label "$server" \
-            $(args_for "$scenario") | grep '^RESULT' || echo "RESULT failed=1")
-        stop_server
-        echo "$scenario $line" >>"$work/results.txt"
-        result["$scenario/$server"]="$line"
+        # Median run by packets per server CPU-second.
+        result["$scenario/$server"]=$(grep "^$scenario .*label=$server " "$work/results.txt" \
+            | sed 's/.*pkts_per_cpu_s=\([^ ]*\).*/\1 &/' | sort -n \
+            | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }' | cut -d' ' -f2-)
     done
 done
 
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
-printf '\n%-12s %-7s %12s %8s %8s %12s %10s\n' scenario server "pkts/s" "loss%" "cpu-s" "pkts/cpu-s" "iris/coturn"
+printf '\n%-12s %-7s %12s %8s %8s %12s %12s %6s\n' scenario server "pkts/s" "loss%" "cpu-s" "pkts/cpu-s" "iris/coturn" "idle%"
 for scenario in $SCENARIOS; do
     c="${result[$scenario/coturn]}"
     i="${result[$scenario/iris]}"
@@ -120,12 +153,12 @@ for scenario in $SCENARIOS; do
                 -v p="$(field "$i" pps)" -v q="$(field "$c" pps)" \
                 'BEGIN { if (b > 0 && q > 0) printf "%.2f/%.2f", p / q, a / b }')
         fi
-        printf '%-12s %-7s %12s %8s %8s %12s %10s\n' "$scenario" "$server" \
+        printf '%-12s %-7s %12s %8s %8s %12s %12s %6s\n' "$scenario" "$server" \
             "$(field "$r" pps)" "$(field "$r" loss_pct)" "$(field "$r" server_cpu_s)" \
-            "$(field "$r" pkts_per_cpu_s)" "$ratio"
+            "$(field "$r" pkts_per_cpu_s)" "$ratio" "$(field "$r" idle_before)"
     done
 done
-echo "(iris/coturn: relayed pkts/s ratio / pkts per server CPU-second ratio)"
+echo "(iris/coturn: relayed pkts/s ratio / pkts per server CPU-second ratio; idle%: machine idle before the run)"
 
 # coturn's own client as a reference (echo through turnutils_peer), bounded and quick.
 if [ "$UCLIENT" = 1 ] && command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null; then
