@@ -11,7 +11,8 @@
 # with REPEAT=N (1) each pair of runs is repeated, interleaved, and the median (by packets
 # per server CPU-second) is shown. Env: DURATION (8), ALLOCATIONS (200), SERVER_CPUS (0),
 # LOADGEN_CPUS (1), SCENARIOS ("audio-20k audio-100k video-50k audio-max video-max"), SKIP_BUILD=1,
-# UCLIENT=0 to skip coturn's own turnutils_uclient reference run.
+# UCLIENT=0 to skip coturn's own turnutils_uclient reference run, IRIS_BASE=/path/to/an/older/
+# relay_server to add it as a third server "base" (before/after comparisons).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -102,6 +103,9 @@ start_server() {
             taskset -c "$SERVER_CPUS" "$target/relay_server" "$here/iris.toml" \
                 >"$work/iris.out" 2>&1 &
             ;;
+        base)
+            taskset -c "$SERVER_CPUS" "$IRIS_BASE" "$here/iris.toml" >"$work/base.out" 2>&1 &
+            ;;
     esac
     server_pid=$!
     wait_port
@@ -114,12 +118,14 @@ stop_server() {
     sleep 0.5
 }
 
+servers="coturn iris"
+if [ -n "${IRIS_BASE:-}" ]; then servers="coturn base iris"; fi
 declare -A result
 echo "# $(nproc) cores; server on CPU $SERVER_CPUS ($server_cores thread(s)), load generator on CPU $LOADGEN_CPUS;" \
      "$ALLOCATIONS allocations, ${DURATION}s per run, $REPEAT repeat(s); $(turnserver --version 2>/dev/null | head -1 | sed 's/^/coturn /')"
 for scenario in $SCENARIOS; do
     for round in $(seq "$REPEAT"); do
-        for server in coturn iris; do
+        for server in $servers; do
             idle=$(wait_quiet)
             start_server "$server"
             # shellcheck disable=SC2046
@@ -131,7 +137,7 @@ for scenario in $SCENARIOS; do
             echo "$scenario round=$round idle_before=$idle $line" >>"$work/results.txt"
         done
     done
-    for server in coturn iris; do
+    for server in $servers; do
         # Median run by packets per server CPU-second.
         result["$scenario/$server"]=$(grep "^$scenario .*label=$server " "$work/results.txt" \
             | sed 's/.*pkts_per_cpu_s=\([^ ]*\).*/\1 &/' | sort -n \
@@ -141,16 +147,15 @@ done
 
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
-printf '\n%-12s %-7s %12s %8s %8s %12s %12s %6s\n' scenario server "pkts/s" "loss%" "cpu-s" "pkts/cpu-s" "iris/coturn" "idle%"
+printf '\n%-12s %-7s %12s %8s %8s %12s %12s %6s\n' scenario server "pkts/s" "loss%" "cpu-s" "pkts/cpu-s" "vs coturn" "idle%"
 for scenario in $SCENARIOS; do
     c="${result[$scenario/coturn]}"
-    i="${result[$scenario/iris]}"
-    for server in coturn iris; do
+    for server in $servers; do
         r="${result[$scenario/$server]}"
         ratio=""
-        if [ "$server" = iris ]; then
-            ratio=$(awk -v a="$(field "$i" pkts_per_cpu_s)" -v b="$(field "$c" pkts_per_cpu_s)" \
-                -v p="$(field "$i" pps)" -v q="$(field "$c" pps)" \
+        if [ "$server" != coturn ]; then
+            ratio=$(awk -v a="$(field "$r" pkts_per_cpu_s)" -v b="$(field "$c" pkts_per_cpu_s)" \
+                -v p="$(field "$r" pps)" -v q="$(field "$c" pps)" \
                 'BEGIN { if (b > 0 && q > 0) printf "%.2f/%.2f", p / q, a / b }')
         fi
         printf '%-12s %-7s %12s %8s %8s %12s %12s %6s\n' "$scenario" "$server" \
@@ -158,7 +163,7 @@ for scenario in $SCENARIOS; do
             "$(field "$r" pkts_per_cpu_s)" "$ratio" "$(field "$r" idle_before)"
     done
 done
-echo "(iris/coturn: relayed pkts/s ratio / pkts per server CPU-second ratio; idle%: machine idle before the run)"
+echo "(vs coturn: relayed pkts/s ratio / pkts per server CPU-second ratio; idle%: machine idle before the run)"
 
 # coturn's own client as a reference (echo through turnutils_peer), bounded and quick.
 if [ "$UCLIENT" = 1 ] && command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null; then
