@@ -795,7 +795,13 @@ async fn send_to_peers(sends: &[PeerSend<'_>]) {
         let (now, later) = rest.split_at(run);
         rest = later;
         if let [one] = now {
-            let _ = one.socket.send_to(one.data, one.peer).await;
+            // Synchronous first: the socket is almost always writable.
+            match one.socket.try_send_to(one.data, one.peer) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let _ = one.socket.send_to(one.data, one.peer).await;
+                }
+                _ => {}
+            }
         } else {
             send_many(&first.socket, now).await;
         }
