@@ -1,38 +1,10 @@
 //! `RelayConfig`: the typed, strict relay settings (unknown keys rejected); no I/O.
 
+pub use iris_model::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-
-/// A secret string whose `Debug` and `Display` print `***`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret itself; use only where it is needed.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use std::path::PathBuf;
 
 /// Settings of the STUN/TURN relay role (R-8: UDP 3478, TCP 3478/80; TLS 443 is handed over).
 #[derive(Debug, Clone, Deserialize)]
@@ -42,8 +14,11 @@ pub struct RelayConfig {
     pub realm: String,
     /// UDP listen addresses for STUN/TURN (default `0.0.0.0:3478`).
     pub udp_listen: Vec<SocketAddr>,
-    /// TCP listen addresses for TURN over TCP (default `0.0.0.0:3478` and `0.0.0.0:80`).
-    /// TLS on 443 is not listened to here: the shared TLS listener hands connections over.
+    /// TCP listen addresses for TURN over TCP (default `0.0.0.0:3478`). Ports 80 and 443 are
+    /// not listened to here: the main server owns them, classifies the first bytes of each
+    /// connection and hands STUN/ChannelData streams over through
+    /// [`RelayHandle::serve_stream_with_prefix`](crate::RelayHandle::serve_stream_with_prefix)
+    /// (TCP 80 in clear, 443 after TLS), so R-8's TCP 80 and TLS 443 share those ports with HTTP.
     pub tcp_listen: Vec<SocketAddr>,
     /// Local IPs relay sockets bind to, at most one per address family. Empty: the
     /// unspecified address of each family that has a `public_ips` entry.
@@ -76,12 +51,104 @@ pub struct RelayConfig {
     /// Unauthenticated requests (Binding, challenges) allowed per second per source IP.
     pub unauthenticated_requests_per_second: u64,
     /// Never send an unauthenticated UDP error larger than its request, not even the 401
-    /// challenge (breaks clients whose first Allocate is smaller than the challenge).
+    /// challenge (default `false`). Off by default because browsers (libwebrtc) and coturn's
+    /// clients send a first Allocate without credentials that is smaller than the 401 carrying
+    /// REALM and NONCE (a 28-byte Allocate gets a ~100-byte 401): strict mode would leave
+    /// them unanswered. Even when off, only challenges may exceed their request, their size
+    /// is bounded, and the unauthenticated rate limit per source IP caps what a spoofed
+    /// source can reflect; every other unauthenticated error is cut to the request's size.
     pub strict_amplification: bool,
     /// SOFTWARE attribute sent in authenticated responses (none if absent).
     pub software: Option<String>,
     /// Receive tasks per UDP listener (0: one per CPU core).
     pub udp_workers: usize,
+    /// Receive and send buffer of each UDP listener in bytes (default 4 MiB), so bursts
+    /// from many clients are not dropped while a worker wakes up. The kernel caps it at
+    /// `net.core.rmem_max` / `wmem_max`: raise those to make it count (coturn uses 2 MiB).
+    pub udp_buffer_bytes: usize,
+    /// DNS name clients reach this relay by, advertised in ICE server lists when
+    /// `servers` is empty (then this relay is the only one). Absent: its first public IP.
+    pub public_name: Option<String>,
+    /// Lifetime of the TURN credentials handed out in ICE server lists (default 86400 s).
+    pub credential_ttl_secs: u64,
+    /// MaxMind DB (GeoIP2/GeoLite2 City format) used to locate clients and give them the two
+    /// nearest relays. Absent, or no location for an IP: `servers` order decides.
+    pub geoip_database: Option<PathBuf>,
+    /// The deployment's relays (`[[relay.servers]]`), all sharing `shared_secret`. Empty:
+    /// this relay alone, named by `public_name`.
+    pub servers: Vec<RelayServer>,
+}
+
+/// A relay that clients may be sent to (one `[[relay.servers]]` entry).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayServer {
+    /// DNS name, e.g. `turn-eu1.example.com`; an IP literal is accepted.
+    pub name: String,
+    /// Region label (informative, e.g. `eu-west`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Latitude in degrees; with `longitude`, places the relay for nearest-relay selection.
+    /// Without a position the relay ranks after located ones.
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    /// Longitude in degrees.
+    #[serde(default)]
+    pub longitude: Option<f64>,
+    /// UDP port for STUN and TURN (default 3478; 0: none).
+    #[serde(default = "default_udp_port")]
+    pub udp_port: u16,
+    /// TCP ports for TURN over TCP (default `[3478]`; e.g. `[3478, 80]`). `tcp_port = 80`
+    /// is accepted for a single port; `[]` for none.
+    #[serde(
+        default = "default_tcp_ports",
+        alias = "tcp_port",
+        deserialize_with = "one_or_many"
+    )]
+    pub tcp_ports: Vec<u16>,
+    /// TLS port for TURN over TLS, `turns:` (default 443; 0: none).
+    #[serde(default = "default_tls_port")]
+    pub tls_port: u16,
+}
+
+impl Default for RelayServer {
+    fn default() -> Self {
+        RelayServer {
+            name: String::new(),
+            region: None,
+            latitude: None,
+            longitude: None,
+            udp_port: default_udp_port(),
+            tcp_ports: default_tcp_ports(),
+            tls_port: default_tls_port(),
+        }
+    }
+}
+
+fn default_udp_port() -> u16 {
+    3478
+}
+
+fn default_tcp_ports() -> Vec<u16> {
+    vec![3478]
+}
+
+fn default_tls_port() -> u16 {
+    443
+}
+
+/// A port or a list of ports.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ports {
+        One(u16),
+        Many(Vec<u16>),
+    }
+    Ok(match Ports::deserialize(d)? {
+        Ports::One(p) => vec![p],
+        Ports::Many(v) => v,
+    })
 }
 
 impl Default for RelayConfig {
@@ -89,10 +156,7 @@ impl Default for RelayConfig {
         RelayConfig {
             realm: "iris".to_owned(),
             udp_listen: vec![SocketAddr::from(([0, 0, 0, 0], 3478))],
-            tcp_listen: vec![
-                SocketAddr::from(([0, 0, 0, 0], 3478)),
-                SocketAddr::from(([0, 0, 0, 0], 80)),
-            ],
+            tcp_listen: vec![SocketAddr::from(([0, 0, 0, 0], 3478))],
             relay_ips: Vec::new(),
             public_ips: Vec::new(),
             relay_port_min: 49152,
@@ -109,6 +173,11 @@ impl Default for RelayConfig {
             strict_amplification: false,
             software: None,
             udp_workers: 0,
+            udp_buffer_bytes: 4 << 20,
+            public_name: None,
+            credential_ttl_secs: 86_400,
+            geoip_database: None,
+            servers: Vec::new(),
         }
     }
 }

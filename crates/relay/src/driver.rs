@@ -314,6 +314,16 @@ impl Relay {
         for addr in &config.udp_listen {
             let socket = UdpSocket::bind(addr).await?;
             let local = socket.local_addr()?;
+            if config.udp_buffer_bytes > 0 {
+                let size = config.udp_buffer_bytes;
+                let set = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, size)
+                    .and_then(|()| {
+                        rustix::net::sockopt::set_socket_send_buffer_size(&socket, size)
+                    });
+                if let Err(e) = set {
+                    tracing::warn!(%local, error = %e, "udp buffer size not set");
+                }
+            }
             let state = UdpSocketState::new((&socket).into())?;
             udp_addrs.push(local);
             udp_listeners.insert(local, Arc::new(UdpListener { socket, state }));
@@ -672,11 +682,23 @@ async fn client_packet(
     }
 }
 
+/// A ChannelData or Send payload on its way out of a relay socket, borrowed from the
+/// receive batch.
+struct PeerSend<'a> {
+    socket: Arc<UdpSocket>,
+    peer: SocketAddr,
+    data: &'a [u8],
+}
+
 /// Receives client datagrams in batches (recvmmsg and GRO through `quinn-udp`); also learns
 /// the destination IP of each datagram so that wildcard listeners answer from the right address.
+///
+/// A whole batch goes through the core under one lock; what it relays to peers is sent
+/// after the lock is released, consecutive packets leaving the same relay socket (a video
+/// frame split in several packets) with one `sendmmsg`.
 async fn udp_listener(shared: Arc<Shared>, listener: Arc<UdpListener>, local: SocketAddr) {
     const SLOT: usize = 65_536;
-    let batch = quinn_udp::BATCH_SIZE.clamp(1, 16);
+    let batch = quinn_udp::BATCH_SIZE.clamp(1, 32);
     let mut storage = vec![0u8; SLOT * batch];
     let mut meta = vec![RecvMeta::default(); batch];
     let mut bufs: Vec<IoSliceMut<'_>> = storage.chunks_mut(SLOT).map(IoSliceMut::new).collect();
@@ -697,20 +719,131 @@ async fn udp_listener(shared: Arc<Shared>, listener: Arc<UdpListener>, local: So
                 continue;
             }
         };
-        for (buf, m) in bufs.iter().zip(meta.iter()).take(n) {
-            let server = m
-                .dst_ip
-                .filter(|_| local.ip().is_unspecified())
-                .map_or(local, |ip| SocketAddr::new(ip, local.port()));
-            let Some(data) = buf.get(..m.len) else {
-                continue;
-            };
-            // With GRO several datagrams of `stride` bytes arrive in one buffer.
-            for datagram in data.chunks(m.stride.max(1)) {
-                client_packet(&shared, Transport::Udp, m.addr, server, datagram).await;
+        let mut to_peers: Vec<PeerSend<'_>> = Vec::with_capacity(n);
+        let mut to_clients: Vec<(FiveTuple, Vec<u8>)> = Vec::new();
+        let out = {
+            let mut core = lock(&shared.core);
+            let now = Instant::now();
+            let mut stun = false;
+            for (buf, m) in bufs.iter().zip(meta.iter()).take(n) {
+                let server = m
+                    .dst_ip
+                    .filter(|_| local.ip().is_unspecified())
+                    .map_or(local, |ip| SocketAddr::new(ip, local.port()));
+                let Some(data) = buf.get(..m.len) else {
+                    continue;
+                };
+                // With GRO several datagrams of `stride` bytes arrive in one buffer.
+                for datagram in data.chunks(m.stride.max(1)) {
+                    match core
+                        .server
+                        .handle_client(now, Transport::Udp, m.addr, server, datagram)
+                    {
+                        Some(Forward::ToPeer {
+                            relayed,
+                            peer,
+                            data,
+                        }) => {
+                            if let Some((socket, _)) = core.relays.get(&relayed) {
+                                to_peers.push(PeerSend {
+                                    socket: socket.clone(),
+                                    peer,
+                                    data,
+                                });
+                            }
+                        }
+                        Some(Forward::ToClient {
+                            five_tuple,
+                            header,
+                            data,
+                            padding,
+                        }) => {
+                            let mut frame = Vec::with_capacity(4 + data.len() + padding);
+                            frame.extend_from_slice(&header);
+                            frame.extend_from_slice(data);
+                            frame.resize(frame.len() + padding, 0);
+                            to_clients.push((five_tuple, frame));
+                        }
+                        None => {}
+                    }
+                    stun |= iris_stun::classify(datagram) == PacketKind::Stun;
+                }
             }
+            if stun {
+                sync_relays(&shared, &mut core);
+            }
+            drain(&mut core)
+        };
+        send_to_peers(&to_peers).await;
+        for (five_tuple, frame) in to_clients {
+            send_to_client(&shared, &five_tuple, &frame).await;
+        }
+        if !out.transmits.is_empty() {
+            flush(&shared, out).await;
         }
     }
+}
+
+/// Sends relayed payloads, one `sendmmsg` per run of packets leaving the same relay socket.
+async fn send_to_peers(sends: &[PeerSend<'_>]) {
+    let mut rest = sends;
+    while let Some(first) = rest.first() {
+        let run = rest
+            .iter()
+            .take_while(|s| Arc::ptr_eq(&s.socket, &first.socket))
+            .count();
+        let (now, later) = rest.split_at(run);
+        rest = later;
+        if let [one] = now {
+            // Synchronous first: the socket is almost always writable.
+            match one.socket.try_send_to(one.data, one.peer) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let _ = one.socket.send_to(one.data, one.peer).await;
+                }
+                _ => {}
+            }
+        } else {
+            send_many(&first.socket, now).await;
+        }
+    }
+}
+
+/// `sendmmsg` of `sends` (all on `socket`), waiting for writability when the buffer is full.
+async fn send_many(socket: &UdpSocket, sends: &[PeerSend<'_>]) {
+    let mut sent = 0;
+    while let Some(pending) = sends.get(sent..).filter(|p| !p.is_empty()) {
+        match socket.try_io(Interest::WRITABLE, || try_send_many(socket, pending)) {
+            Ok(n) => sent += n.max(1),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if socket.writable().await.is_err() {
+                    return;
+                }
+            }
+            // The first pending message was refused (e.g. unreachable): skip it.
+            Err(_) => sent += 1,
+        }
+    }
+}
+
+/// One `sendmmsg` call; how many of `sends` the kernel took.
+fn try_send_many(socket: &UdpSocket, sends: &[PeerSend<'_>]) -> std::io::Result<usize> {
+    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    let addrs: Vec<SocketAddrAny> = sends.iter().map(|s| s.peer.into()).collect();
+    let iovs: Vec<[std::io::IoSlice<'_>; 1]> = sends
+        .iter()
+        .map(|s| [std::io::IoSlice::new(s.data)])
+        .collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = sends
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
+    let mut msgs: Vec<MMsgHdr<'_>> = addrs
+        .iter()
+        .zip(iovs.iter())
+        .zip(controls.iter_mut())
+        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+        .collect();
+    sendmmsg(socket, &mut msgs, SendFlags::empty()).map_err(std::io::Error::from)
 }
 
 async fn relay_socket(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {

@@ -73,17 +73,11 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-/// Starts `turnutils_peer`; it is killed when the returned child is dropped.
+/// Starts `turnutils_peer`; it is killed when the returned child is dropped. Spawned
+/// directly, not under `timeout`: killing a `timeout` wrapper would orphan the peer.
 async fn peer(port: u16) -> tokio::process::Child {
-    let child = Command::new("timeout")
-        .args([
-            "120",
-            "turnutils_peer",
-            "-L",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+    let child = Command::new("turnutils_peer")
+        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

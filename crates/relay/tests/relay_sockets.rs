@@ -183,6 +183,12 @@ fn example_config_parses_and_secrets_are_hidden() {
     let cfg: RelayConfig = toml::from_str(text).unwrap();
     assert_eq!(cfg.relay_port_min, 49152);
     assert_eq!(cfg.users.len(), 1);
+    assert_eq!(cfg.servers.len(), 2);
+    assert_eq!(cfg.servers[0].tcp_ports, [3478, 80]);
+    assert_eq!(cfg.servers[1].tcp_ports, [80]);
+    assert_eq!(cfg.servers[1].udp_port, 3478);
+    assert_eq!(cfg.credential_ttl_secs, 86_400);
+    assert!(toml::from_str::<RelayConfig>("[[servers]]\nname = \"a\"\nport = 1").is_err());
     let debug = format!("{cfg:?}");
     assert!(
         !debug.contains("change-me") && !debug.contains("another-secret"),
@@ -348,5 +354,52 @@ async fn rfc6156_ipv6_relay_over_ipv6_listener() {
     tokio::time::timeout(std::time::Duration::from_secs(20), test)
         .await
         .unwrap();
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8656_12_channel_data_burst_to_two_peers_arrives_complete_and_in_order() {
+    let handle = start(config()).await;
+    let mut client = TurnClient::new(
+        Conn::udp(handle.udp_addrs()[0]).await,
+        "alice",
+        "alice-pass",
+    );
+    let relayed = client.allocate().await;
+    let peers = [
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    ];
+    for (channel, peer) in [0x4001u16, 0x4002].into_iter().zip(&peers) {
+        client
+            .expect_success(
+                Method::CHANNEL_BIND,
+                &[
+                    Attribute::ChannelNumber(channel),
+                    Attribute::XorPeerAddress(peer.local_addr().unwrap()),
+                ],
+            )
+            .await;
+    }
+    // Back to back, so that receive batches hold runs for the same relay socket and the
+    // driver's sendmmsg path carries them to alternating destinations.
+    const EACH: u16 = 100;
+    for i in 0..EACH * 2 {
+        let channel = 0x4001 + (i % 2);
+        let payload = i.to_be_bytes();
+        let mut frame = ChannelData::header(channel, payload.len())
+            .unwrap()
+            .to_vec();
+        frame.extend_from_slice(&payload);
+        client.conn.send(&frame).await;
+    }
+    for (k, peer) in peers.iter().enumerate() {
+        for n in 0..EACH {
+            let (got, from) = peer_recv(peer).await;
+            assert_eq!(from, relayed);
+            assert_eq!(got, (n * 2 + k as u16).to_be_bytes(), "peer {k} packet {n}");
+        }
+    }
+    assert_eq!(handle.counters().packets_to_peer, u64::from(EACH) * 2);
     handle.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! A minimal async TURN client over real sockets, for the integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod mmdb;
+
 use iris_relay::{Relay, RelayConfig, RelayHandle, Secret};
 use iris_stun::framing;
 use iris_stun::{long_term_key, Attribute, Class, Message, MessageBuilder, Method, TransactionId};
