@@ -39,12 +39,21 @@ impl Default for ApiLimits {
     }
 }
 
+/// Hands out ICE servers (STUN/TURN URLs with fresh time-limited credentials) for a client;
+/// implemented by the relay role, so the API does not depend on it.
+pub trait IceServerSource: Send + Sync {
+    /// RTCIceServer objects for `user` connecting from `client_ip`; `None` while not ready.
+    fn ice_servers(&self, client_ip: std::net::IpAddr, user: &str) -> Option<serde_json::Value>;
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub accounts: Accounts,
     pub contacts: Contacts,
     pub metrics: Option<PrometheusHandle>,
+    /// ICE servers for calls; `None` when no relay is configured.
+    pub ice: Option<Arc<dyn IceServerSource>>,
     /// Set while the server drains: `/readyz` says 503 so load balancers move away.
     pub draining: Arc<AtomicBool>,
 }

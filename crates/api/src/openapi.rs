@@ -1,5 +1,5 @@
 //! The OpenAPI 3 document of `/api/v1`, generated from the handlers' annotations.
-use crate::routes::{auth, companies, contacts, health, me, users};
+use crate::routes::{auth, companies, contacts, health, ice, me, users};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Iris API", description = "REST API of Iris, the self-hosted unified-communications platform."),
     paths(
         health::healthz, health::readyz, health::metrics,
-        auth::login, auth::refresh, auth::logout,
+        auth::login, auth::refresh, auth::logout, ice::ice_servers,
         me::show, me::update, me::change_password,
         users::directory, users::list, users::create, users::show, users::update, users::remove, users::set_password,
         companies::list, companies::create, companies::remove,
@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "companies", description = "Tenants"),
         (name = "contacts", description = "Contacts and invitations (the XMPP roster)"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "calls", description = "What calls need: ICE servers"),
     )
 )]
 pub struct ApiDoc;

@@ -13,7 +13,7 @@ use iris_model::Secret;
 use iris_net::dispatch::{looks_like_stun, Dispatch, Route};
 use iris_net::listener::ListenerConfig;
 use iris_net::{http_handler, tls, ConnLimiter, Shutdown, StreamHandler};
-use iris_relay::{Relay, RelayHandle, Transport};
+use iris_relay::{IceServers, Relay, RelayHandle, RelayServer, Transport};
 use iris_services::{Accounts, Contacts};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,10 +49,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let relay = start_relay(&config).await?;
     let draining = Arc::new(AtomicBool::new(false));
+    let ice = Arc::new(IceSource::default());
     let state = AppState {
         accounts,
         contacts,
         metrics,
+        ice: relay
+            .as_ref()
+            .map(|_| ice.clone() as Arc<dyn iris_api::IceServerSource>),
         draining: draining.clone(),
     };
     let limits = ApiLimits {
@@ -70,6 +74,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         draining,
     };
     let https = listen(&config, &running, router).await?;
+    if let Some(relay) = &running.relay {
+        ice.configure(&config, relay, &https)?;
+    }
     print_banner(&config, &https, running.relay.as_deref(), started);
     wait_for_signal().await;
     drain(&config, running).await;
@@ -118,16 +125,77 @@ pub async fn relay_only(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The relay's ICE servers, known once the listeners are bound (ports may be ephemeral).
+#[derive(Default)]
+struct IceSource {
+    servers: std::sync::OnceLock<IceServers>,
+}
+
+impl IceSource {
+    fn configure(
+        &self,
+        config: &Config,
+        relay: &RelayHandle,
+        https: &[SocketAddr],
+    ) -> anyhow::Result<()> {
+        let mut relay_config = relay_config(config)?;
+        if relay_config.servers.is_empty() {
+            // This process is the relay: advertise the ports it actually listens on.
+            let mut tcp_ports: Vec<u16> = relay.tcp_addrs().iter().map(SocketAddr::port).collect();
+            tcp_ports.extend(config.http.plain_listen.iter().map(SocketAddr::port));
+            tcp_ports.dedup();
+            relay_config.servers.push(RelayServer {
+                name: relay_config
+                    .public_name
+                    .clone()
+                    .unwrap_or_else(|| config.domain.clone()),
+                region: None,
+                latitude: None,
+                longitude: None,
+                udp_port: relay.udp_addrs().first().map_or(0, SocketAddr::port),
+                tcp_ports,
+                tls_port: config
+                    .http
+                    .public_port
+                    .or_else(|| https.first().map(SocketAddr::port))
+                    .unwrap_or(0),
+            });
+        }
+        let servers = IceServers::new(&relay_config)
+            .map_err(|e| anyhow::anyhow!("relay ICE servers: {e}"))?;
+        let _ = self.servers.set(servers);
+        Ok(())
+    }
+}
+
+impl iris_api::IceServerSource for IceSource {
+    fn ice_servers(&self, client_ip: std::net::IpAddr, user: &str) -> Option<serde_json::Value> {
+        let servers =
+            self.servers
+                .get()?
+                .ice_servers(client_ip, user, std::time::SystemTime::now());
+        serde_json::to_value(servers).ok()
+    }
+}
+
+/// The relay section with the generated shared secret filled in when none is configured.
+fn relay_config(config: &Config) -> anyhow::Result<iris_relay::RelayConfig> {
+    let mut relay_config = config.relay.clone();
+    if relay_config.shared_secret.is_none() {
+        relay_config.shared_secret = Some(secrets::load_or_create(
+            &Secret::default(),
+            &config.data_dir,
+            "turn.key",
+        )?);
+    }
+    Ok(relay_config)
+}
+
 async fn start_relay(config: &Config) -> anyhow::Result<Option<Arc<RelayHandle>>> {
     if !config.roles.relay {
         return Ok(None);
     }
-    let mut relay_config = config.relay.clone();
-    if relay_config.shared_secret.is_none() {
-        let secret = secrets::load_or_create(&Secret::default(), &config.data_dir, "turn.key")?;
-        relay_config.shared_secret = Some(iris_relay::Secret::new(secret.expose()));
-    }
-    let relay = Relay::start(relay_config)
+    let relay = Relay::start(relay_config(config)?)
         .await
         .map_err(|e| anyhow::anyhow!("relay: {e}"))?;
     let relay = Arc::new(relay);

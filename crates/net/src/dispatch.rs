@@ -50,21 +50,22 @@ pub struct Dispatch {
 pub enum Decision<'a> {
     /// Decided by ALPN: no need to read.
     Alpn(&'a Route),
-    /// The default protocol by ALPN (`h2`, `http/1.1`).
+    /// The default protocol: there is no other route.
     DefaultByAlpn,
     /// Must read the first bytes.
     Sniff,
 }
 
 impl Dispatch {
-    /// Decides from ALPN alone, if possible.
+    /// Decides from ALPN alone when it names a route. Otherwise the first bytes decide, even
+    /// with ALPN `http/1.1` or `h2`: both HTTP and TURN clients speak first, so reading costs
+    /// nothing, and some TURN clients offer HTTP ALPN ids.
     pub fn by_alpn(&self, alpn: Option<&[u8]>) -> Decision<'_> {
-        match alpn {
-            Some(id) => match self.routes.iter().find(|r| r.alpn == Some(id)) {
-                Some(route) => Decision::Alpn(route),
-                None => Decision::DefaultByAlpn,
-            },
-            None if self.routes.is_empty() => Decision::DefaultByAlpn,
+        if self.routes.is_empty() {
+            return Decision::DefaultByAlpn;
+        }
+        match alpn.and_then(|id| self.routes.iter().find(|r| r.alpn == Some(id))) {
+            Some(route) => Decision::Alpn(route),
             None => Decision::Sniff,
         }
     }

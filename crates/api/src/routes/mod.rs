@@ -3,6 +3,7 @@ pub mod auth;
 pub mod companies;
 pub mod contacts;
 pub mod health;
+pub mod ice;
 pub mod me;
 pub mod users;
 
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/ice-servers", get(ice::ice_servers))
         .route("/api/v1/me", get(me::show).patch(me::update))
         .route("/api/v1/me/password", post(me::change_password))
         .route("/api/v1/directory", get(users::directory))
