@@ -12,7 +12,7 @@ mod xmpp;
 pub use accounts::NewUser;
 pub use error::StoreError;
 pub use sessions::SessionRow;
-pub use xmpp::{ArchivePage, ArchiveQuery, ArchiveRow, OfflineRow, ScramRow};
+pub use xmpp::{ArchivePage, ArchiveQuery, ArchiveRow, OfflineRow, RoomRow, ScramRow};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

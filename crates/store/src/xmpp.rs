@@ -368,3 +368,151 @@ impl Store {
         Ok(())
     }
 }
+
+/// A persistent multi-user chat room (XEP-0045).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRow {
+    /// Bare JID of the room.
+    pub jid: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+impl Store {
+    /// The room with this JID.
+    pub async fn room(&self, jid: &str) -> Result<Option<RoomRow>, StoreError> {
+        let row = sqlx::query("SELECT jid, name, created_at FROM xmpp_rooms WHERE jid = $1")
+            .bind(jid)
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(r) => Ok(Some(RoomRow {
+                jid: r.try_get("jid")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates a room owned by `owner`, atomically; `Conflict("room")` if it exists.
+    pub async fn create_room(
+        &self,
+        jid: &str,
+        name: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO xmpp_rooms (jid, name, created_at) VALUES ($1, $2, $3)")
+            .bind(jid)
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::error::conflict_as("room"))?;
+        sqlx::query(
+            "INSERT INTO xmpp_room_affiliations (room, jid, affiliation) VALUES ($1, $2, 'owner')",
+        )
+        .bind(jid)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Renames a room.
+    pub async fn set_room_name(&self, jid: &str, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE xmpp_rooms SET name = $1 WHERE jid = $2")
+            .bind(name)
+            .bind(jid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The affiliation (`owner`, `admin`, `member`, `outcast`) of `jid` with `room`.
+    pub async fn room_affiliation(
+        &self,
+        room: &str,
+        jid: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT affiliation FROM xmpp_room_affiliations WHERE room = $1 AND jid = $2",
+        )
+        .bind(room)
+        .bind(jid)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("affiliation")?),
+            None => None,
+        })
+    }
+
+    /// Sets (or with `None` removes) the affiliation of `jid` with `room`.
+    pub async fn set_room_affiliation(
+        &self,
+        room: &str,
+        jid: &str,
+        affiliation: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match affiliation {
+            Some(a) => {
+                sqlx::query(
+                    "INSERT INTO xmpp_room_affiliations (room, jid, affiliation) VALUES ($1, $2, $3) \
+                     ON CONFLICT (room, jid) DO UPDATE SET affiliation = excluded.affiliation",
+                )
+                .bind(room)
+                .bind(jid)
+                .bind(a)
+                .execute(self.pool())
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM xmpp_room_affiliations WHERE room = $1 AND jid = $2")
+                    .bind(room)
+                    .bind(jid)
+                    .execute(self.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every affiliation of `room`, by JID.
+    pub async fn room_affiliations(&self, room: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT jid, affiliation FROM xmpp_room_affiliations WHERE room = $1 ORDER BY jid",
+        )
+        .bind(room)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("jid")?, r.try_get("affiliation")?)))
+            .collect()
+    }
+
+    /// Rooms `jid` is affiliated with (other than as outcast), by JID.
+    pub async fn rooms_of(&self, jid: &str) -> Result<Vec<RoomRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.jid, r.name, r.created_at FROM xmpp_rooms r JOIN xmpp_room_affiliations a ON a.room = r.jid \
+             WHERE a.jid = $1 AND a.affiliation <> 'outcast' ORDER BY r.jid",
+        )
+        .bind(jid)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RoomRow {
+                    jid: r.try_get("jid")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}

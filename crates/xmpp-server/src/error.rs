@@ -38,6 +38,15 @@ pub(crate) enum Failure {
     /// The requester may not do this.
     #[error("forbidden")]
     Forbidden,
+    /// Members-only room and the requester is not a member.
+    #[error("not a member")]
+    NotMember,
+    /// The name (room nick) is taken.
+    #[error("conflict")]
+    Conflict,
+    /// The requester is not in the state to do this (not a room occupant).
+    #[error("not acceptable")]
+    NotAcceptable,
     /// Not implemented here.
     #[error("not implemented")]
     NotImplemented,
@@ -62,6 +71,9 @@ impl Failure {
             Failure::Service(E::Locked { .. }) => StanzaErrorCondition::PolicyViolation,
             Failure::Unavailable => StanzaErrorCondition::ServiceUnavailable,
             Failure::NotImplemented => StanzaErrorCondition::FeatureNotImplemented,
+            Failure::NotMember => StanzaErrorCondition::RegistrationRequired,
+            Failure::Conflict => StanzaErrorCondition::Conflict,
+            Failure::NotAcceptable => StanzaErrorCondition::NotAcceptable,
             Failure::Service(E::Unavailable(_) | E::Internal(_)) | Failure::Store(_) => {
                 StanzaErrorCondition::InternalServerError
             }

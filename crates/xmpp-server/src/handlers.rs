@@ -104,6 +104,9 @@ impl Session {
             Some(t) => Jid::parse(t).ok_or(Failure::BadRequest)?,
             None => Jid::parse(&self.bare).ok_or(Failure::BadRequest)?,
         };
+        if to.domain == self.hub.muc_domain && to.local.is_some() {
+            return self.muc_message(msg, &to).await;
+        }
         if !self.hub.is_local_user(&to) {
             return Err(Failure::Unavailable);
         }
@@ -218,6 +221,9 @@ impl Session {
             };
         };
         let to = Jid::parse(&to).ok_or(Failure::BadRequest)?;
+        if to.domain == self.hub.muc_domain && to.local.is_some() {
+            return self.muc_presence(p, &to).await;
+        }
         if !self.hub.is_local_user(&to) {
             return Ok(());
         }
@@ -380,6 +386,9 @@ impl Session {
             let Some(j) = target else {
                 return Err(Failure::BadRequest);
             };
+            if j.domain == self.hub.muc_domain {
+                return self.muc_iq(iq, &payload, &j).await;
+            }
             if !self.hub.is_local_user(&j) {
                 return Err(Failure::Unavailable);
             }
@@ -410,7 +419,16 @@ impl Session {
                 Ok(())
             }
             ("get", "query", ns::DISCO_ITEMS) => {
-                self.reply(iq, Some(el("query", ns::DISCO_ITEMS, &[])));
+                let mut items = el("query", ns::DISCO_ITEMS, &[]);
+                if server {
+                    let muc = self.hub.muc_domain.clone();
+                    items.append_child(el(
+                        "item",
+                        ns::DISCO_ITEMS,
+                        &[("jid", &muc), ("name", "Bubbles")],
+                    ));
+                }
+                self.reply(iq, Some(items));
                 Ok(())
             }
             ("get", "ping", ns::PING) => {
@@ -446,7 +464,10 @@ impl Session {
                 self.reply(iq, None);
                 Ok(())
             }
-            ("set", "query", ns::MAM) => self.mam_query(iq, &payload).await,
+            ("set", "query", ns::MAM) => {
+                let owner = self.bare.clone();
+                self.mam_query_for(iq, &payload, owner).await
+            }
             ("get", "query", ns::MAM) => {
                 let mut q = el("query", ns::MAM, &[]);
                 let mut x = el("x", ns::DATA, &[("type", "form")]);
@@ -687,9 +708,14 @@ impl Session {
     }
 
     /// XEP-0313 §4 with XEP-0059 paging, on the user's own archive.
-    async fn mam_query(&mut self, iq: &Element, query: &Element) -> Result<(), Failure> {
+    pub(crate) async fn mam_query_for(
+        &mut self,
+        iq: &Element,
+        query: &Element,
+        owner: String,
+    ) -> Result<(), Failure> {
         let mut q = ArchiveQuery {
-            owner: self.bare.clone(),
+            owner: owner.clone(),
             max: self.hub.config.archive_max_page,
             ..Default::default()
         };
@@ -744,7 +770,7 @@ impl Session {
             let mut m = el(
                 "message",
                 ns::CLIENT,
-                &[("to", &full), ("from", &self.bare), ("id", &random_id())],
+                &[("to", &full), ("from", &owner), ("id", &random_id())],
             );
             m.append_child(result);
             let _ = self.stream.send_stanza(&m);

@@ -16,6 +16,10 @@ use tokio_util::task::TaskTracker;
 /// Everything a session needs from the server.
 pub(crate) struct Hub {
     pub domain: String,
+    /// `<muc_subdomain>.<domain>`.
+    pub muc_domain: String,
+    /// XEP-0045 room occupants.
+    pub rooms: crate::muc::Rooms,
     pub config: XmppConfig,
     pub core: Arc<iris_xmpp::Config>,
     pub router: Arc<dyn Router>,
@@ -70,8 +74,11 @@ impl Hub {
         tls: Arc<rustls::ServerConfig>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let muc_domain = format!("{}.{}", config.muc_subdomain, domain);
         Hub {
             domain,
+            muc_domain,
+            rooms: crate::muc::Rooms::default(),
             config,
             core,
             router,

@@ -19,6 +19,7 @@ mod error;
 mod handlers;
 mod hub;
 mod listen;
+mod muc;
 pub mod router;
 mod session;
 mod util;

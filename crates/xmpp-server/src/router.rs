@@ -28,6 +28,8 @@ pub struct Takeover {
     pub presence: Option<(Element, i8)>,
     /// Whether carbons were enabled.
     pub carbons: bool,
+    /// Rooms (XEP-0045) the session had joined.
+    pub rooms: Vec<String>,
 }
 
 /// A way to reach one session.

@@ -127,6 +127,8 @@ pub(crate) struct Session {
     /// Last available presence and its priority.
     pub presence: Option<(Element, i8)>,
     pub carbons: bool,
+    /// Rooms joined (bare room JIDs).
+    pub rooms: Vec<String>,
     acks: FuturesOrdered<BoxFuture<'static, Handled>>,
     sm_id: Option<String>,
 }
@@ -148,6 +150,7 @@ pub(crate) async fn run(hub: Arc<Hub>, conn: Conn, transport: Transport, cb: Cha
         full: None,
         presence: None,
         carbons: false,
+        rooms: Vec::new(),
         acks: FuturesOrdered::new(),
         sm_id: None,
     };
@@ -382,6 +385,9 @@ impl Session {
                 Ok(()) => {
                     if self.stream.bind_result(&full).is_err() {
                         self.hub.router.unbind(&full, self.handle.conn);
+                        for room in self.rooms.clone() {
+                            self.muc_leave(&room, &full);
+                        }
                     }
                     return;
                 }
@@ -429,6 +435,7 @@ impl Session {
         }
         self.presence = t.presence;
         self.carbons = t.carbons;
+        self.rooms = t.rooms;
         self.hub.router.set_carbons(&full, t.carbons);
         for stanza in t.pending {
             let _ = self.stream.send_stanza(&stanza);
@@ -442,7 +449,9 @@ impl Session {
             }
         }
         if let Some(state) = self.stream.sm_state() {
+            let rooms = std::mem::take(&mut self.rooms);
             let _ = tx.send(Takeover {
+                rooms,
                 state,
                 pending,
                 presence: self.presence.take(),

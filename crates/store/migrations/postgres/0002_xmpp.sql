@@ -47,3 +47,18 @@ CREATE TABLE xmpp_last (
     at          BIGINT NOT NULL,
     status      TEXT NOT NULL
 );
+
+-- Multi-user chat (XEP-0045): persistent members-only rooms ("bubbles") and affiliations.
+CREATE TABLE xmpp_rooms (
+    jid         TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE xmpp_room_affiliations (
+    room         TEXT NOT NULL REFERENCES xmpp_rooms(jid) ON DELETE CASCADE,
+    jid          TEXT NOT NULL,
+    affiliation  TEXT NOT NULL,
+    PRIMARY KEY (room, jid)
+);
+CREATE INDEX xmpp_room_affiliations_jid ON xmpp_room_affiliations(jid);
