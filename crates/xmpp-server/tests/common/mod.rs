@@ -27,6 +27,8 @@ pub struct Server {
     pub contacts: Contacts,
     pub db_url: String,
     pub client_tls: Arc<rustls::ClientConfig>,
+    /// PEM of the CA that signed the server certificate.
+    pub ca_pem: String,
     pub dir: std::path::PathBuf,
 }
 
@@ -36,15 +38,21 @@ impl Server {
     }
 }
 
-fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>, String) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().expect("ca key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Iris test CA");
     let ca = ca_params.self_signed(&ca_key).expect("ca");
     let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf_params =
+    let mut leaf_params =
         CertificateParams::new(vec![DOMAIN.to_owned(), "localhost".to_owned()]).expect("leaf");
+    leaf_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, DOMAIN);
     let leaf = leaf_params
         .signed_by(&leaf_key, &ca, &ca_key)
         .expect("sign");
@@ -64,7 +72,7 @@ fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
         .expect("versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
+    (Arc::new(server), Arc::new(client), ca.pem())
 }
 
 pub async fn start(tweak: impl FnOnce(&mut XmppConfig)) -> Server {
@@ -114,7 +122,7 @@ pub async fn start_with(
                 .expect("user");
         }
     }
-    let (server_tls, client_tls) = tls_pair();
+    let (server_tls, client_tls, ca_pem) = tls_pair();
     let mut xc = XmppConfig {
         c2s_listen: vec!["127.0.0.1:0".parse().expect("addr")],
         direct_tls_listen: vec!["127.0.0.1:0".parse().expect("addr")],
@@ -148,6 +156,7 @@ pub async fn start_with(
         contacts,
         db_url,
         client_tls,
+        ca_pem,
         dir,
     }
 }
