@@ -36,10 +36,10 @@ pub(crate) async fn accept_loop(hub: Arc<Hub>, listener: TcpListener, direct_tls
                 .await;
                 return;
             }
-            let acceptor = tokio_rustls::TlsAcceptor::from(hub2.tls.clone());
+            let (acceptor, capture) = session::acceptor(&hub2.tls);
             match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => {
-                    let cb = channel_bindings(tls.get_ref().1);
+                    let cb = channel_bindings(tls.get_ref().1, &capture);
                     session::run(hub2, Conn::Tls(Box::new(tls)), Transport::DirectTls, cb).await;
                 }
                 _ => tracing::debug!(%peer, "TLS handshake failed"),

@@ -83,8 +83,12 @@ impl Conn {
     }
 }
 
-/// RFC 9266 `tls-exporter` data of a TLS 1.3 connection (TLS 1.2 without it: no `-PLUS`).
-pub(crate) fn channel_bindings(conn: &rustls::ServerConnection) -> ChannelBindings {
+/// Channel-binding data of a finished handshake: RFC 9266 `tls-exporter` (TLS 1.3 only) and
+/// RFC 5929 `tls-server-end-point` (the hash of the certificate the handshake used).
+pub(crate) fn channel_bindings(
+    conn: &rustls::ServerConnection,
+    capture: &CertCapture,
+) -> ChannelBindings {
     let exporter = (conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3))
         .then(|| {
             conn.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
@@ -92,10 +96,74 @@ pub(crate) fn channel_bindings(conn: &rustls::ServerConnection) -> ChannelBindin
         })
         .flatten()
         .map(|k| k.to_vec());
+    let end_point = match capture.seen.lock() {
+        Ok(mut g) => g.take(),
+        Err(p) => p.into_inner().take(),
+    };
     ChannelBindings {
         tls_exporter: exporter,
-        tls_server_end_point: None,
+        tls_server_end_point: end_point,
     }
+}
+
+/// Wraps the shared certificate resolver for one connection and records the hash of the
+/// certificate it chose, for `tls-server-end-point`.
+#[derive(Debug)]
+pub(crate) struct CertCapture {
+    inner: Arc<dyn rustls::server::ResolvesServerCert>,
+    seen: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl rustls::server::ResolvesServerCert for CertCapture {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let key = self.inner.resolve(hello)?;
+        if let Some(cert) = key.cert.first() {
+            let hash = end_point_hash(cert.as_ref());
+            match self.seen.lock() {
+                Ok(mut g) => *g = hash,
+                Err(p) => *p.into_inner() = hash,
+            }
+        }
+        Some(key)
+    }
+}
+
+/// RFC 5929 §4.1: SHA-256 unless the certificate is signed with SHA-384 or SHA-512, whose
+/// hash is used instead; Ed25519/Ed448 certificates have no defined binding (`None`).
+fn end_point_hash(der: &[u8]) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha256, Sha384, Sha512};
+    let has = |oid: &[u8]| der.windows(oid.len()).any(|w| w == oid);
+    const ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    const ECDSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04];
+    const RSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
+    const RSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d];
+    const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+    const ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
+    if has(ED25519) || has(ED448) {
+        None
+    } else if has(ECDSA_SHA512) || has(RSA_SHA512) {
+        Some(Sha512::digest(der).to_vec())
+    } else if has(ECDSA_SHA384) || has(RSA_SHA384) {
+        Some(Sha384::digest(der).to_vec())
+    } else {
+        Some(Sha256::digest(der).to_vec())
+    }
+}
+
+/// A TLS acceptor for one connection whose certificate choice is recorded in the capture.
+pub(crate) fn acceptor(
+    base: &Arc<rustls::ServerConfig>,
+) -> (tokio_rustls::TlsAcceptor, Arc<CertCapture>) {
+    let capture = Arc::new(CertCapture {
+        inner: base.cert_resolver.clone(),
+        seen: std::sync::Mutex::new(None),
+    });
+    let mut config = (**base).clone();
+    config.cert_resolver = capture.clone();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), capture)
 }
 
 /// How an inbound stanza's confirmation ends.
@@ -336,10 +404,10 @@ impl Session {
                 .close_with_error(StreamErrorCondition::InternalServerError);
             return;
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.hub.tls.clone());
+        let (acceptor, capture) = acceptor(&self.hub.tls);
         match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
-                let cb = channel_bindings(tls.get_ref().1);
+                let cb = channel_bindings(tls.get_ref().1, &capture);
                 self.conn = Conn::Tls(Box::new(tls));
                 let _ = self.stream.tls_established(cb);
             }

@@ -38,6 +38,21 @@ async fn rfc6120_login_on_every_transport_with_scram_and_plain() {
 }
 
 #[tokio::test]
+async fn rfc9266_rfc5929_scram_plus_channel_binding() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        for via in [Via::StartTls, Via::DirectTls] {
+            for auth in [Auth::ScramSha256PlusExporter, Auth::ScramSha256PlusEndPoint] {
+                let c = Client::login(&s, via, "alice", auth, &format!("{via:?}{auth:?}")).await;
+                assert!(c.jid.starts_with("alice@example.com/"), "{via:?} {auth:?}");
+            }
+        }
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn rfc6121_subscription_roster_presence_and_chat() {
     bounded(async {
         let s = start(|_| {}).await;

@@ -187,6 +187,10 @@ pub enum Via {
 pub enum Auth {
     Plain,
     ScramSha256,
+    /// SCRAM-SHA-256-PLUS with `tls-exporter` (RFC 9266).
+    ScramSha256PlusExporter,
+    /// SCRAM-SHA-256-PLUS with `tls-server-end-point` (RFC 5929).
+    ScramSha256PlusEndPoint,
 }
 
 impl Client {
@@ -367,7 +371,26 @@ impl Client {
                 ))
                 .await;
             }
-            Auth::ScramSha256 => self.scram(user).await,
+            Auth::ScramSha256 => self.scram(user, None).await,
+            Auth::ScramSha256PlusExporter | Auth::ScramSha256PlusEndPoint => {
+                let Io::Tls(tls) = &self.io else {
+                    panic!("-PLUS needs TLS")
+                };
+                let conn = tls.get_ref().1;
+                let cb = if auth == Auth::ScramSha256PlusExporter {
+                    let mut out = [0u8; 32];
+                    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
+                        .expect("exporter");
+                    ("tls-exporter", out.to_vec())
+                } else {
+                    let cert = conn.peer_certificates().expect("peer cert")[0].clone();
+                    (
+                        "tls-server-end-point",
+                        Sha256::digest(cert.as_ref()).to_vec(),
+                    )
+                };
+                self.scram(user, Some(cb)).await
+            }
         }
         self.expect("<success").await;
         self.buf.clear();
@@ -375,12 +398,21 @@ impl Client {
         self.expect("</stream:features>").await;
     }
 
-    async fn scram(&mut self, user: &str) {
+    async fn scram(&mut self, user: &str, cb: Option<(&str, Vec<u8>)>) {
         let cnonce = "fyko+d2lbbFgONRv9qkxdawL";
         let first_bare = format!("n={user},r={cnonce}");
-        let msg = b64(format!("n,,{first_bare}").as_bytes());
+        let (mech, gs2, cbind) = match &cb {
+            Some((kind, data)) => {
+                let gs2 = format!("p={kind},,");
+                let mut c = gs2.clone().into_bytes();
+                c.extend_from_slice(data);
+                ("SCRAM-SHA-256-PLUS", gs2, b64(&c))
+            }
+            None => ("SCRAM-SHA-256", "n,,".to_owned(), "biws".to_owned()),
+        };
+        let msg = b64(format!("{gs2}{first_bare}").as_bytes());
         self.send(&format!(
-            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{msg}</auth>"
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>{msg}</auth>"
         ))
         .await;
         self.expect("<challenge").await;
@@ -411,7 +443,7 @@ impl Client {
         };
         let client_key = hmac(&salted, b"Client Key");
         let stored = Sha256::digest(&client_key).to_vec();
-        let without_proof = format!("c=biws,r={nonce}");
+        let without_proof = format!("c={cbind},r={nonce}");
         let auth_message = format!("{first_bare},{server_first},{without_proof}");
         let sig = hmac(&stored, auth_message.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
