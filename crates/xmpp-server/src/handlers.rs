@@ -196,7 +196,13 @@ impl Session {
     /// Sends a presence from this session to its accepted contacts and own resources.
     pub(crate) async fn broadcast_presence(&mut self, presence: &Element) {
         let Some(user) = &self.user else { return };
-        let mut targets = self.hub.accepted_contacts(user.id).await;
+        let contacts = self.hub.accepted_contacts(user.id).await;
+        let mut targets = Vec::with_capacity(contacts.len() + 1);
+        for c in contacts {
+            if !self.hub.blocked_either_way(&self.bare, &c).await {
+                targets.push(c);
+            }
+        }
         targets.push(self.bare.clone());
         self.hub.fan_out_presence(presence, &targets);
     }
@@ -310,7 +316,12 @@ impl Session {
         let contacts = self.hub.store.contacts(user.id).await?;
         for c in &contacts {
             match c.state {
-                ContactState::Accepted => {
+                ContactState::Accepted
+                    if !self
+                        .hub
+                        .blocked_either_way(&self.bare, c.login.as_str())
+                        .await =>
+                {
                     for r in self.hub.router.resources(c.login.as_str()) {
                         if let Some(mut theirs) = r.presence {
                             set(&mut theirs, "to", &full);
@@ -330,7 +341,7 @@ impl Session {
                     );
                     let _ = self.stream.send_stanza(&s);
                 }
-                ContactState::InvitationSent => {}
+                ContactState::InvitationSent | ContactState::Accepted => {}
             }
         }
         if priority >= 0 {

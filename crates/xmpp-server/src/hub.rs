@@ -128,6 +128,20 @@ impl Hub {
         Ok(list)
     }
 
+    /// XEP-0191 §3.4: no presence flows between two users when either blocks the other.
+    pub async fn blocked_either_way(&self, a: &str, b: &str) -> bool {
+        let ab = self
+            .blocklist(a)
+            .await
+            .map(|l| l.contains(b))
+            .unwrap_or(false);
+        ab || self
+            .blocklist(b)
+            .await
+            .map(|l| l.contains(a))
+            .unwrap_or(false)
+    }
+
     pub fn forget_blocklist(&self, owner: &str) {
         lock(&self.blocklists).remove(owner);
     }
