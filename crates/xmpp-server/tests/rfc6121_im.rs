@@ -256,3 +256,63 @@ async fn xep0156_host_meta_and_websocket_subprotocol() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rfc7628_oauthbearer_and_shared_lockout_with_rest() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        // the REST access token is the OAUTHBEARER token
+        let tokens = s
+            .accounts
+            .login(
+                "alice@example.com",
+                &iris_model::Secret::new(common::PASSWORD),
+            )
+            .await
+            .expect("rest login");
+        let mut c = Client::connect(&s, Via::Ws).await;
+        c.expect("</stream:features>").await;
+        let initial = format!("n,,\x01auth=Bearer {}\x01\x01", tokens.access_token);
+        let answer = c.sasl_raw("OAUTHBEARER", initial.as_bytes()).await;
+        assert!(answer.contains("<success"), "{answer}");
+
+        let mut c = Client::connect(&s, Via::Ws).await;
+        c.expect("</stream:features>").await;
+        let answer = c
+            .sasl_raw("OAUTHBEARER", b"n,,\x01auth=Bearer not-a-token\x01\x01")
+            .await;
+        assert!(!answer.contains("<success"), "{answer}");
+
+        // wrong PLAIN passwords count against the REST lock-out budget (5 by default)
+        for _ in 0..2 {
+            let mut c = Client::connect(&s, Via::DirectTls).await;
+            c.expect("</stream:features>").await;
+            for _ in 0..3 {
+                let answer = c.sasl_raw("PLAIN", b"\0bob\0wrong password").await;
+                assert!(answer.contains("<failure"), "{answer}");
+            }
+        }
+        let rest = s
+            .accounts
+            .login(
+                "bob@example.com",
+                &iris_model::Secret::new(common::PASSWORD),
+            )
+            .await;
+        assert!(
+            matches!(rest, Err(iris_services::Error::Locked { .. })),
+            "{rest:?}"
+        );
+        let mut c = Client::connect(&s, Via::DirectTls).await;
+        c.expect("</stream:features>").await;
+        let answer = c
+            .sasl_raw("PLAIN", format!("\0bob\0{}", common::PASSWORD).as_bytes())
+            .await;
+        assert!(
+            answer.contains("<failure"),
+            "locked out over XMPP too: {answer}"
+        );
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}

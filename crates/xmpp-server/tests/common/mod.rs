@@ -398,6 +398,36 @@ impl Client {
         self.expect("</stream:features>").await;
     }
 
+    /// Sends one SASL `<auth/>` and returns the answer (`<success`, `<failure`…).
+    pub async fn sasl_raw(&mut self, mechanism: &str, initial: &[u8]) -> String {
+        let b = b64(initial);
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mechanism}'>{b}</auth>"
+        ))
+        .await;
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            for end in ["</success>", "/success>", "</failure>", "</challenge>"] {
+                if let Some(i) = self.buf.find(end) {
+                    let out = self.buf[..i + end.len()].to_owned();
+                    self.buf.drain(..i + end.len());
+                    return out;
+                }
+            }
+            if let Some(i) = self.buf.find("<success") {
+                if let Some(j) = self.buf[i..].find("/>") {
+                    let out = self.buf[..i + j + 2].to_owned();
+                    self.buf.drain(..i + j + 2);
+                    return out;
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.read_more()).await {
+                Ok(true) => {}
+                _ => return std::mem::take(&mut self.buf),
+            }
+        }
+    }
+
     async fn scram(&mut self, user: &str, cb: Option<(&str, Vec<u8>)>) {
         let cnonce = "fyko+d2lbbFgONRv9qkxdawL";
         let first_bare = format!("n={user},r={cnonce}");
