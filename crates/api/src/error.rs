@@ -37,11 +37,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None, retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
     }
 
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        ApiError { field: Some(field), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
+        ApiError {
+            field: Some(field),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
     }
 }
 
@@ -50,8 +59,12 @@ impl From<Error> for ApiError {
         use StatusCode as S;
         match e {
             Error::Invalid { field, message } => ApiError::invalid(field, message),
-            Error::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthenticated", e.to_string()),
-            Error::InvalidCredentials => ApiError::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string()),
+            Error::Unauthenticated => {
+                ApiError::new(S::UNAUTHORIZED, "unauthenticated", e.to_string())
+            }
+            Error::InvalidCredentials => {
+                ApiError::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string())
+            }
             Error::Locked { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
                 ..ApiError::new(S::TOO_MANY_REQUESTS, "too_many_attempts", e.to_string())
@@ -73,7 +86,13 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -81,9 +100,10 @@ impl IntoResponse for ApiError {
             }
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"iris\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"iris\""),
+            );
         }
         response
     }

@@ -23,15 +23,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 "unsupported_media_type",
                 "send the body as Content-Type: application/json",
             )),
-            Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.body_text(),
+            )),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                e.body_text(),
+            )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body too large",
+                ))
             }
-            Err(JsonRejection::JsonSyntaxError(e)) => {
-                Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()))
-            }
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body too large"),
-            ),
             Err(e) => Err(ApiError::new(e.status(), "invalid_request", e.body_text())),
         }
     }
@@ -46,9 +56,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => {
-                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
-            }
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.body_text(),
+            )),
             Err(e) => Err(ApiError::new(e.status(), "invalid_request", e.body_text())),
         }
     }
@@ -60,12 +72,18 @@ pub struct Auth(pub Actor);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or_else(|| ApiError::from(iris_services::Error::Unauthenticated))?;
         let actor = state.accounts.authenticate(token).await?;

@@ -31,7 +31,11 @@ pub struct ApiLimits {
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        ApiLimits { body_limit_bytes: 1024 * 1024, request_timeout: Duration::from_secs(30), hsts: true }
+        ApiLimits {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            hsts: true,
+        }
     }
 }
 

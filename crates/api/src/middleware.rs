@@ -10,32 +10,54 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Wraps `router` in security headers, the request timeout and request metrics.
 pub fn apply(router: Router, limits: &ApiLimits) -> Router {
-    let hsts = if limits.hsts { "max-age=31536000; includeSubDomains" } else { "max-age=0" };
+    let hsts = if limits.hsts {
+        "max-age=31536000; includeSubDomains"
+    } else {
+        "max-age=0"
+    };
     let timeout = limits.request_timeout;
     router
-        .layer(axum::middleware::from_fn(move |req: Request<Body>, next: Next| async move {
-            // WebSocket upgrades live long; only plain requests are timed.
-            if req.headers().contains_key(header::UPGRADE) {
-                return next.run(req).await;
-            }
-            match tokio::time::timeout(timeout, next.run(req)).await {
-                Ok(r) => r,
-                Err(_) => crate::error::ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request timed out")
+        .layer(axum::middleware::from_fn(
+            move |req: Request<Body>, next: Next| async move {
+                // WebSocket upgrades live long; only plain requests are timed.
+                if req.headers().contains_key(header::UPGRADE) {
+                    return next.run(req).await;
+                }
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => crate::error::ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "timeout",
+                        "request timed out",
+                    )
                     .into_response(),
-            }
-        }))
+                }
+            },
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("frame-ancestors 'none'"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(hsts)))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(hsts),
+        ))
         .layer(axum::middleware::from_fn(record_metrics))
 }
 

@@ -40,7 +40,11 @@ pub struct CompanyView {
 
 impl From<Company> for CompanyView {
     fn from(c: Company) -> Self {
-        CompanyView { id: c.id.0, name: c.name, created_at: c.created_at }
+        CompanyView {
+            id: c.id.0,
+            name: c.name,
+            created_at: c.created_at,
+        }
     }
 }
 

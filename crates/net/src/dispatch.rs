@@ -77,13 +77,25 @@ impl Dispatch {
     /// ALPN ids to advertise, most preferred first: the routes' ids, then h2 and http/1.1.
     pub fn alpn_protocols(&self) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        out.extend(self.routes.iter().filter_map(|r| r.alpn.map(<[u8]>::to_vec)));
+        out.extend(
+            self.routes
+                .iter()
+                .filter_map(|r| r.alpn.map(<[u8]>::to_vec)),
+        );
         out
     }
 
     /// Hands `stream` (with `prefix` already read from it) to `route` or the default.
-    pub fn hand_over(&self, route: Option<&Route>, prefix: Bytes, stream: Box<dyn Stream>, info: ConnInfo) -> BoxFuture<'static, ()> {
-        let handler = route.map(|r| r.handler.clone()).unwrap_or_else(|| self.default.clone());
+    pub fn hand_over(
+        &self,
+        route: Option<&Route>,
+        prefix: Bytes,
+        stream: Box<dyn Stream>,
+        info: ConnInfo,
+    ) -> BoxFuture<'static, ()> {
+        let handler = route
+            .map(|r| r.handler.clone())
+            .unwrap_or_else(|| self.default.clone());
         handler(Prefixed::new(prefix, stream), info)
     }
 }

@@ -33,7 +33,11 @@ pub enum Refused {
 
 impl ConnLimiter {
     pub fn new(per_ip: u32, total: u32) -> Self {
-        ConnLimiter { inner: Arc::new(Mutex::new(State::default())), per_ip, total }
+        ConnLimiter {
+            inner: Arc::new(Mutex::new(State::default())),
+            per_ip,
+            total,
+        }
     }
 
     /// Takes a slot for `ip`, or says which cap is reached.
@@ -48,7 +52,10 @@ impl ConnLimiter {
         }
         *count += 1;
         state.total += 1;
-        Ok(ConnSlot { limiter: self.clone(), ip })
+        Ok(ConnSlot {
+            limiter: self.clone(),
+            ip,
+        })
     }
 
     /// Connections open now.

@@ -35,7 +35,9 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown { tx: Arc::new(watch::channel(false).0) }
+        Shutdown {
+            tx: Arc::new(watch::channel(false).0),
+        }
     }
 }
 
@@ -89,7 +91,8 @@ pub async fn serve(
         let slot = match config.limiter.try_acquire(peer.ip()) {
             Ok(slot) => slot,
             Err(why) => {
-                metrics::counter!("iris_connections_refused_total", "listener" => name).increment(1);
+                metrics::counter!("iris_connections_refused_total", "listener" => name)
+                    .increment(1);
                 tracing::debug!(listener = name, %peer, ?why, "connection refused by cap");
                 continue;
             }
@@ -99,6 +102,7 @@ pub async fn serve(
         let tls = tls.clone();
         let dispatch = dispatch.clone();
         let config = config.clone();
+        let shutdown_rx = shutdown.clone();
         tracker.spawn(async move {
             let _slot = slot;
             metrics::counter!("iris_connections_total", "listener" => name).increment(1);
@@ -121,28 +125,42 @@ pub async fn serve(
                 None => (Box::new(tcp), None),
             };
             let info = ConnInfo { peer, local, alpn, tls: is_tls };
-            connection(stream, info, &dispatch, config.sniff_timeout).await;
+            connection(stream, info, &dispatch, config.sniff_timeout, shutdown_rx).await;
         });
     }
     tracing::info!(listener = name, "stopped accepting");
 }
 
-async fn connection(mut stream: Box<dyn Stream>, info: ConnInfo, dispatch: &Dispatch, sniff_timeout: Duration) {
+async fn connection(
+    mut stream: Box<dyn Stream>,
+    info: ConnInfo,
+    dispatch: &Dispatch,
+    sniff_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     match dispatch.by_alpn(info.alpn.as_deref()) {
         Decision::Alpn(route) => {
             let route = route.clone();
-            dispatch.hand_over(Some(&route), Bytes::new(), stream, info).await
+            dispatch
+                .hand_over(Some(&route), Bytes::new(), stream, info)
+                .await
         }
         Decision::DefaultByAlpn => dispatch.hand_over(None, Bytes::new(), stream, info).await,
         Decision::Sniff => {
             let mut buf = vec![0u8; 16];
-            let n = match tokio::time::timeout(sniff_timeout, stream.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => n,
-                _ => return,
+            // A connection that has said nothing yet is dropped on shutdown.
+            let n = tokio::select! {
+                read = tokio::time::timeout(sniff_timeout, stream.read(&mut buf)) => match read {
+                    Ok(Ok(n)) if n > 0 => n,
+                    _ => return,
+                },
+                _ = stopped(&mut shutdown) => return,
             };
             buf.truncate(n);
             let route = dispatch.by_bytes(&buf).cloned();
-            dispatch.hand_over(route.as_ref(), Bytes::from(buf), stream, info).await
+            dispatch
+                .hand_over(route.as_ref(), Bytes::from(buf), stream, info)
+                .await
         }
     }
 }

@@ -9,9 +9,15 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} contains no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("{path} contains no PEM private key")]
@@ -37,19 +43,34 @@ pub fn ensure_self_signed(dir: &Path, domain: &str) -> Result<TlsFiles, TlsError
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     if cert.exists() && key.exists() {
-        return Ok(TlsFiles { cert, key, generated: false });
+        return Ok(TlsFiles {
+            cert,
+            key,
+            generated: false,
+        });
     }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.to_owned(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
     let mut names = vec![domain.to_owned()];
     for extra in ["localhost", "127.0.0.1", "::1"] {
         if !names.iter().any(|n| n == extra) {
             names.push(extra.to_owned());
         }
     }
-    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let generated =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key, generated.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(|source| TlsError::Write { path: cert.clone(), source })?;
-    Ok(TlsFiles { cert, key, generated: true })
+    std::fs::write(&cert, generated.cert.pem()).map_err(|source| TlsError::Write {
+        path: cert.clone(),
+        source,
+    })?;
+    Ok(TlsFiles {
+        cert,
+        key,
+        generated: true,
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
@@ -61,23 +82,42 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|source| TlsError::Write { path: path.to_owned(), source })?;
-    file.write_all(bytes).map_err(|source| TlsError::Write { path: path.to_owned(), source })
+    let mut file = options.open(path).map_err(|source| TlsError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    file.write_all(bytes).map_err(|source| TlsError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads a PEM certificate chain and private key.
-pub fn load(files: &TlsFiles) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let read = |path: &Path| std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source });
+pub fn load(
+    files: &TlsFiles,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
     let cert_pem = read(&files.cert)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice()).filter_map(Result::ok).collect();
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .filter_map(Result::ok)
+        .collect();
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate { path: files.cert.clone() });
+        return Err(TlsError::NoCertificate {
+            path: files.cert.clone(),
+        });
     }
     let key_pem = read(&files.key)?;
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .ok()
         .flatten()
-        .ok_or_else(|| TlsError::NoKey { path: files.key.clone() })?;
+        .ok_or_else(|| TlsError::NoKey {
+            path: files.key.clone(),
+        })?;
     Ok((certs, key))
 }
 
@@ -87,10 +127,11 @@ pub fn server_config(
     key: PrivateKeyDer<'static>,
     alpn: Vec<Vec<u8>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
     config.alpn_protocols = alpn;
     Ok(Arc::new(config))
 }
@@ -111,7 +152,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&second.key).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(&second.key)
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "key is private");
         }
         let _ = std::fs::remove_dir_all(dir);

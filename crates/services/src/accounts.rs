@@ -112,7 +112,13 @@ impl Accounts {
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_passes)?;
         let dummy_hash = hasher.hash(&random_token())?;
         Ok(Accounts {
-            inner: Arc::new(Inner { store, config, hasher, tokens: TokenKey::new(token_secret), dummy_hash }),
+            inner: Arc::new(Inner {
+                store,
+                config,
+                hasher,
+                tokens: TokenKey::new(token_secret),
+                dummy_hash,
+            }),
         })
     }
 
@@ -142,7 +148,9 @@ impl Accounts {
     async fn verify(&self, password: &Secret, hash: String) -> bool {
         let hasher = self.inner.hasher.clone();
         let pw = password.clone();
-        tokio::task::spawn_blocking(move || hasher.verify(pw.expose(), &hash)).await.unwrap_or(false)
+        tokio::task::spawn_blocking(move || hasher.verify(pw.expose(), &hash))
+            .await
+            .unwrap_or(false)
     }
 
     /// Creates an account. `actor = None` is the operator (CLI): any company, any role, the
@@ -155,9 +163,17 @@ impl Accounts {
         };
         check_display_name(&display_name)?;
         let (company, may_create) = match actor {
-            None => (new.company.clone().unwrap_or_else(|| "default".into()), true),
+            None => (
+                new.company.clone().unwrap_or_else(|| "default".into()),
+                true,
+            ),
             Some(a) => match a.user.role {
-                Role::Superadmin => (new.company.clone().unwrap_or_else(|| a.user.company.clone()), true),
+                Role::Superadmin => (
+                    new.company
+                        .clone()
+                        .unwrap_or_else(|| a.user.company.clone()),
+                    true,
+                ),
                 Role::Admin => {
                     if new.role == Role::Superadmin
                         || new.company.as_deref().is_some_and(|c| c != a.user.company)
@@ -176,7 +192,12 @@ impl Accounts {
             .inner
             .store
             .create_user(
-                NewUser { login: &new.login, display_name: &display_name, password_hash: &hash, role: new.role },
+                NewUser {
+                    login: &new.login,
+                    display_name: &display_name,
+                    password_hash: &hash,
+                    role: new.role,
+                },
                 &company,
                 may_create,
                 now_ms(),
@@ -227,7 +248,9 @@ impl Accounts {
                 } else {
                     0
                 };
-                store.record_login_failure(&key, failures, locked_until, now).await?;
+                store
+                    .record_login_failure(&key, failures, locked_until, now)
+                    .await?;
                 metrics::counter!("iris_login_failures_total").increment(1);
                 tracing::info!(login = %key, failures, "failed login");
                 Err(Error::InvalidCredentials)
@@ -242,7 +265,10 @@ impl Accounts {
         let sid = random_token();
         let refresh = format!("{sid}.{}", random_token());
         let expires = now + ttl_ms(self.inner.config.refresh_token_ttl_secs);
-        self.inner.store.create_session(&sid, user.id, &refresh_hash(&refresh), now, expires).await?;
+        self.inner
+            .store
+            .create_session(&sid, user.id, &refresh_hash(&refresh), now, expires)
+            .await?;
         metrics::counter!("iris_logins_total").increment(1);
         Ok(self.tokens_for(user, &sid, refresh, now))
     }
@@ -250,7 +276,12 @@ impl Accounts {
     fn tokens_for(&self, user: User, sid: &str, refresh: String, now: i64) -> Tokens {
         let ttl = self.inner.config.access_token_ttl_secs;
         let access = self.inner.tokens.sign(user.id, sid, now + ttl_ms(ttl));
-        Tokens { access_token: access, refresh_token: refresh, expires_in: ttl, user }
+        Tokens {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: ttl,
+            user,
+        }
     }
 
     /// Exchanges a refresh token for new tokens; the old refresh token stops working.
@@ -258,16 +289,25 @@ impl Accounts {
         let now = now_ms();
         let old_hash = refresh_hash(refresh_token);
         let store = &self.inner.store;
-        let session = store.session_by_refresh(&old_hash).await?.ok_or(Error::Unauthenticated)?;
+        let session = store
+            .session_by_refresh(&old_hash)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
         if !session.is_active(now) {
             return Err(Error::Unauthenticated);
         }
         let new_refresh = format!("{}.{}", session.id, random_token());
         let expires = now + ttl_ms(self.inner.config.refresh_token_ttl_secs);
-        if !store.rotate_refresh(&session.id, &old_hash, &refresh_hash(&new_refresh), expires).await? {
+        if !store
+            .rotate_refresh(&session.id, &old_hash, &refresh_hash(&new_refresh), expires)
+            .await?
+        {
             return Err(Error::Unauthenticated);
         }
-        let user = store.user(session.user_id).await?.ok_or(Error::Unauthenticated)?;
+        let user = store
+            .user(session.user_id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
         Ok(self.tokens_for(user, &session.id, new_refresh, now))
     }
 
@@ -281,35 +321,61 @@ impl Accounts {
             Error::Unauthenticated
         })?;
         let store = &self.inner.store;
-        let session = store.session(&claims.sid).await?.ok_or(Error::Unauthenticated)?;
+        let session = store
+            .session(&claims.sid)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
         if !session.is_active(now) || session.user_id.0 != claims.uid {
             return Err(Error::Unauthenticated);
         }
-        let user = store.user(session.user_id).await?.ok_or(Error::Unauthenticated)?;
-        Ok(Actor { user, session_id: session.id })
+        let user = store
+            .user(session.user_id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        Ok(Actor {
+            user,
+            session_id: session.id,
+        })
     }
 
     /// Ends the actor's session: its access and refresh tokens stop working at once.
     pub async fn logout(&self, actor: &Actor) -> Result<(), Error> {
-        self.inner.store.revoke_session(&actor.session_id, now_ms()).await?;
+        self.inner
+            .store
+            .revoke_session(&actor.session_id, now_ms())
+            .await?;
         Ok(())
     }
 
     /// Changes the actor's own password after checking the current one; other sessions end.
-    pub async fn change_password(&self, actor: &Actor, current: &Secret, new: &Secret) -> Result<(), Error> {
-        self.check_password(actor.user.login.as_str(), current).await?;
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<(), Error> {
+        self.check_password(actor.user.login.as_str(), current)
+            .await?;
         let scram = self.derive_scram(new).await?;
         let hash = self.hash(new).await?;
         self.inner
             .store
             .set_password_hash(actor.user.id, &hash, Some(&actor.session_id), now_ms())
             .await?;
-        self.inner.store.set_scram_keys(actor.user.id, &scram).await?;
+        self.inner
+            .store
+            .set_scram_keys(actor.user.id, &scram)
+            .await?;
         Ok(())
     }
 
     /// Sets a user's password (operator or admin of their company); all their sessions end.
-    pub async fn set_password(&self, actor: Option<&Actor>, user: UserId, new: &Secret) -> Result<(), Error> {
+    pub async fn set_password(
+        &self,
+        actor: Option<&Actor>,
+        user: UserId,
+        new: &Secret,
+    ) -> Result<(), Error> {
         let target = self.visible_user(actor, user).await?;
         if let Some(a) = actor {
             if !a.can_manage(target.company_id) || (target.role > a.user.role) {
@@ -318,15 +384,26 @@ impl Accounts {
         }
         let scram = self.derive_scram(new).await?;
         let hash = self.hash(new).await?;
-        self.inner.store.set_password_hash(target.id, &hash, None, now_ms()).await?;
+        self.inner
+            .store
+            .set_password_hash(target.id, &hash, None, now_ms())
+            .await?;
         self.inner.store.set_scram_keys(target.id, &scram).await?;
-        self.inner.store.clear_login_failures(target.login.as_str()).await?;
+        self.inner
+            .store
+            .clear_login_failures(target.login.as_str())
+            .await?;
         Ok(())
     }
 
     /// The user by id, if the actor may see them (same company, or superadmin, or operator).
     pub async fn visible_user(&self, actor: Option<&Actor>, id: UserId) -> Result<User, Error> {
-        let user = self.inner.store.user(id).await?.ok_or(Error::NotFound("user"))?;
+        let user = self
+            .inner
+            .store
+            .user(id)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
         match actor {
             Some(a) if a.user.role != Role::Superadmin && a.user.company_id != user.company_id => {
                 Err(Error::NotFound("user"))
@@ -337,7 +414,13 @@ impl Accounts {
 
     /// The user by login, for the operator (CLI).
     pub async fn user_by_login(&self, login: &Login) -> Result<User, Error> {
-        Ok(self.inner.store.user_by_login(login).await?.ok_or(Error::NotFound("user"))?.0)
+        Ok(self
+            .inner
+            .store
+            .user_by_login(login)
+            .await?
+            .ok_or(Error::NotFound("user"))?
+            .0)
     }
 
     /// Users the actor may see: their company's (everyone's for a superadmin or the operator),
@@ -357,7 +440,11 @@ impl Accounts {
             return Err(Error::invalid("q", "search text is at most 128 bytes"));
         }
         let limit = i64::from(limit.clamp(1, 500));
-        Ok(self.inner.store.users(company, search, limit, i64::from(offset)).await?)
+        Ok(self
+            .inner
+            .store
+            .users(company, search, limit, i64::from(offset))
+            .await?)
     }
 
     /// Changes display name (self or admin) and role (admin of the company; never above
@@ -375,7 +462,10 @@ impl Accounts {
             return Err(Error::Forbidden);
         }
         if let Some(role) = role {
-            if role > actor.user.role || !actor.can_manage(target.company_id) || target.role > actor.user.role {
+            if role > actor.user.role
+                || !actor.can_manage(target.company_id)
+                || target.role > actor.user.role
+            {
                 return Err(Error::Forbidden);
             }
             if target.role == Role::Superadmin
@@ -400,7 +490,10 @@ impl Accounts {
     pub async fn delete_user(&self, actor: Option<&Actor>, id: UserId) -> Result<(), Error> {
         let target = self.visible_user(actor, id).await?;
         if let Some(a) = actor {
-            if !a.can_manage(target.company_id) || target.role > a.user.role || a.user.id == target.id {
+            if !a.can_manage(target.company_id)
+                || target.role > a.user.role
+                || a.user.id == target.id
+            {
                 return Err(Error::Forbidden);
             }
         }
@@ -414,7 +507,10 @@ impl Accounts {
         let all = self.inner.store.companies().await?;
         Ok(match actor.user.role {
             Role::Superadmin => all,
-            _ => all.into_iter().filter(|c| c.id == actor.user.company_id).collect(),
+            _ => all
+                .into_iter()
+                .filter(|c| c.id == actor.user.company_id)
+                .collect(),
         })
     }
 
@@ -449,22 +545,29 @@ pub const SCRAM_ITERATIONS: u32 = 4096;
 fn scram_rows(password: &str) -> Result<Vec<iris_store::ScramRow>, Error> {
     use iris_xmpp::scram::{derive_keys, ScramHash};
     use rand::RngCore;
-    [(ScramHash::Sha1, "SCRAM-SHA-1"), (ScramHash::Sha256, "SCRAM-SHA-256")]
-        .into_iter()
-        .map(|(hash, mechanism)| {
-            let mut salt = vec![0u8; 16];
-            rand::thread_rng().fill_bytes(&mut salt);
-            let keys = derive_keys(password, &salt, SCRAM_ITERATIONS, hash)
-                .map_err(|_| Error::invalid("password", "the password contains characters SASLprep forbids"))?;
-            Ok(iris_store::ScramRow {
-                mechanism: mechanism.to_owned(),
-                salt: keys.salt,
-                iterations: i64::from(keys.iterations),
-                stored_key: keys.stored_key,
-                server_key: keys.server_key,
-            })
+    [
+        (ScramHash::Sha1, "SCRAM-SHA-1"),
+        (ScramHash::Sha256, "SCRAM-SHA-256"),
+    ]
+    .into_iter()
+    .map(|(hash, mechanism)| {
+        let mut salt = vec![0u8; 16];
+        rand::thread_rng().fill_bytes(&mut salt);
+        let keys = derive_keys(password, &salt, SCRAM_ITERATIONS, hash).map_err(|_| {
+            Error::invalid(
+                "password",
+                "the password contains characters SASLprep forbids",
+            )
+        })?;
+        Ok(iris_store::ScramRow {
+            mechanism: mechanism.to_owned(),
+            salt: keys.salt,
+            iterations: i64::from(keys.iterations),
+            stored_key: keys.stored_key,
+            server_key: keys.server_key,
         })
-        .collect()
+    })
+    .collect()
 }
 
 fn ttl_ms(secs: u64) -> i64 {
@@ -472,20 +575,30 @@ fn ttl_ms(secs: u64) -> i64 {
 }
 
 fn check_display_name(name: &str) -> Result<(), Error> {
-    if name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > MAX_DISPLAY_NAME
+        || name.chars().any(char::is_control)
+    {
         return Err(Error::invalid(
             "display_name",
-            format!("a display name has 1 to {MAX_DISPLAY_NAME} characters and no control characters"),
+            format!(
+                "a display name has 1 to {MAX_DISPLAY_NAME} characters and no control characters"
+            ),
         ));
     }
     Ok(())
 }
 
 fn check_company_name(name: &str) -> Result<(), Error> {
-    if name.is_empty() || name.chars().count() > MAX_COMPANY_NAME || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > MAX_COMPANY_NAME
+        || name.chars().any(char::is_control)
+    {
         return Err(Error::invalid(
             "company",
-            format!("a company name has 1 to {MAX_COMPANY_NAME} characters and no control characters"),
+            format!(
+                "a company name has 1 to {MAX_COMPANY_NAME} characters and no control characters"
+            ),
         ));
     }
     Ok(())

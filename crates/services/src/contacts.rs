@@ -22,7 +22,10 @@ pub struct Contacts {
 
 impl Contacts {
     pub fn new(store: Store) -> Self {
-        Contacts { store, changes: broadcast::channel(1024).0 }
+        Contacts {
+            store,
+            changes: broadcast::channel(1024).0,
+        }
     }
 
     /// Subscribes to contact changes (for roster pushes).
@@ -43,7 +46,11 @@ impl Contacts {
     /// Invites the user with `login`. Inviting someone who already invited you accepts.
     pub async fn invite(&self, actor: &Actor, login: &Login) -> Result<Contact, Error> {
         let me = actor.user.id;
-        let (other, _) = self.store.user_by_login(login).await?.ok_or(Error::NotFound("user"))?;
+        let (other, _) = self
+            .store
+            .user_by_login(login)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
         if other.id == me {
             return Err(Error::invalid("login", "you cannot invite yourself"));
         }
@@ -53,7 +60,13 @@ impl Contacts {
             Some(ContactState::InvitationSent) | None => {}
         }
         self.store
-            .set_contact_pair(me, other.id, ContactState::InvitationSent, ContactState::InvitationReceived, now_ms())
+            .set_contact_pair(
+                me,
+                other.id,
+                ContactState::InvitationSent,
+                ContactState::InvitationReceived,
+                now_ms(),
+            )
             .await?;
         self.changed(me, other.id);
         self.entry(me, other.id).await
@@ -68,7 +81,13 @@ impl Contacts {
             _ => return Err(Error::NotFound("invitation")),
         }
         self.store
-            .set_contact_pair(me, other, ContactState::Accepted, ContactState::Accepted, now_ms())
+            .set_contact_pair(
+                me,
+                other,
+                ContactState::Accepted,
+                ContactState::Accepted,
+                now_ms(),
+            )
             .await?;
         self.changed(me, other);
         self.entry(me, other).await

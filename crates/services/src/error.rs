@@ -6,7 +6,10 @@ use iris_store::StoreError;
 pub enum Error {
     /// The request is malformed; `field` names what is wrong.
     #[error("{message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// No valid credentials or token were presented.
     #[error("authentication required")]
     Unauthenticated,
@@ -35,7 +38,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid { field, message: message.into() }
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 

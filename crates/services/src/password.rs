@@ -1,6 +1,8 @@
 //! Password hashing with argon2id and the password policy; no storage.
 use crate::Error;
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 /// Shortest accepted password, in characters.
@@ -41,7 +43,10 @@ impl Hasher {
             return false;
         }
         match PasswordHash::new(hash) {
-            Ok(parsed) => self.argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => self
+                .argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         }
     }
@@ -50,13 +55,22 @@ impl Hasher {
 /// The password policy: 8 characters to 1024 bytes, not only white space.
 pub fn check_policy(password: &str) -> Result<(), Error> {
     if password.chars().count() < MIN_LEN {
-        return Err(Error::invalid("password", format!("a password has at least {MIN_LEN} characters")));
+        return Err(Error::invalid(
+            "password",
+            format!("a password has at least {MIN_LEN} characters"),
+        ));
     }
     if password.len() > MAX_LEN {
-        return Err(Error::invalid("password", format!("a password has at most {MAX_LEN} bytes")));
+        return Err(Error::invalid(
+            "password",
+            format!("a password has at most {MAX_LEN} bytes"),
+        ));
     }
     if password.trim().is_empty() {
-        return Err(Error::invalid("password", "a password cannot be only spaces"));
+        return Err(Error::invalid(
+            "password",
+            "a password cannot be only spaces",
+        ));
     }
     Ok(())
 }

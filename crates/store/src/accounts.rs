@@ -30,11 +30,14 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     let role: String = row.try_get("role")?;
     Ok(User {
         id: UserId(row.try_get("id")?),
-        login: Login::parse(&login).map_err(|e| StoreError::Corrupt(format!("login {login:?}: {e}")))?,
+        login: Login::parse(&login)
+            .map_err(|e| StoreError::Corrupt(format!("login {login:?}: {e}")))?,
         display_name: row.try_get("display_name")?,
         company_id: CompanyId(row.try_get("company_id")?),
         company: row.try_get("company")?,
-        role: role.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        role: role
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -150,7 +153,10 @@ impl Store {
     /// The user with this id.
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u JOIN companies c ON c.id = u.company_id WHERE u.id = $1");
-        let row = sqlx::query(&sql).bind(id.0).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -159,7 +165,10 @@ impl Store {
         let sql = format!(
             "SELECT {USER_COLUMNS}, u.password_hash FROM users u JOIN companies c ON c.id = u.company_id WHERE u.login = $1"
         );
-        let row = sqlx::query(&sql).bind(login.as_str()).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(login.as_str())
+            .fetch_optional(self.pool())
+            .await?;
         match row {
             Some(row) => Ok(Some((user_from_row(&row)?, row.try_get("password_hash")?))),
             None => Ok(None),
@@ -228,12 +237,13 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(hash)
-            .bind(now)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(hash)
+                .bind(now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }

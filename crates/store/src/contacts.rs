@@ -29,7 +29,11 @@ impl Store {
     }
 
     /// The state of `other` in `owner`'s contact list.
-    pub async fn contact_state(&self, owner: UserId, other: UserId) -> Result<Option<ContactState>, StoreError> {
+    pub async fn contact_state(
+        &self,
+        owner: UserId,
+        other: UserId,
+    ) -> Result<Option<ContactState>, StoreError> {
         let row = sqlx::query("SELECT state FROM contacts WHERE owner_id = $1 AND contact_id = $2")
             .bind(owner.0)
             .bind(other.0)

@@ -34,7 +34,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -97,7 +99,9 @@ impl Store {
     /// Succeeds when the database answers a trivial query (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let row: AnyRow = sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
-        let _: i32 = row.try_get::<i32, _>(0).or_else(|_| row.try_get::<i64, _>(0).map(|v| v as i32))?;
+        let _: i32 = row
+            .try_get::<i32, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|v| v as i32))?;
         Ok(())
     }
 
@@ -125,7 +129,8 @@ pub mod testing {
             .unwrap_or_default();
         let name = format!("iris_test_{}_{}", std::process::id(), nanos);
         let mut conn = sqlx::AnyConnection::connect(base_url).await?;
-        conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
         conn.close().await?;
         let (prefix, _) = base_url.rsplit_once('/').unwrap_or((base_url, ""));
         Ok(format!("{prefix}/{name}"))

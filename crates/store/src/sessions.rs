@@ -56,15 +56,20 @@ impl Store {
 
     /// The session with this id.
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query("SELECT id, user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
     /// The session whose current refresh token hashes to `refresh_hash`.
-    pub async fn session_by_refresh(&self, refresh_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+    pub async fn session_by_refresh(
+        &self,
+        refresh_hash: &str,
+    ) -> Result<Option<SessionRow>, StoreError> {
         let row = sqlx::query(
             "SELECT id, user_id, created_at, expires_at, revoked_at FROM sessions WHERE refresh_hash = $1",
         )
@@ -98,11 +103,12 @@ impl Store {
 
     /// Revokes one session (logout).
     pub async fn revoke_session(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -10,15 +10,24 @@ use iris_model::Secret;
 /// Logs in with login and password. Repeated failures lock the login for a growing time (429).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokensView), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult<axum::Json<TokensView>> {
-    let tokens = state.accounts.login(&req.login, &Secret::new(req.password)).await?;
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<axum::Json<TokensView>> {
+    let tokens = state
+        .accounts
+        .login(&req.login, &Secret::new(req.password))
+        .await?;
     Ok(axum::Json(tokens.into()))
 }
 
 /// Exchanges a refresh token (usable once) for fresh tokens.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokensView), (status = 401, body = ErrorBody)))]
-pub async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::Json<TokensView>> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<axum::Json<TokensView>> {
     let tokens = state.accounts.refresh(&req.refresh_token).await?;
     Ok(axum::Json(tokens.into()))
 }

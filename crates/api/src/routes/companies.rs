@@ -11,9 +11,14 @@ use iris_model::CompanyId;
 /// Companies visible to the caller.
 #[utoipa::path(get, path = "/api/v1/companies", tag = "companies", security(("bearer" = [])),
     responses((status = 200, body = [CompanyView])))]
-pub async fn list(State(state): State<AppState>, Auth(actor): Auth) -> ApiResult<axum::Json<Vec<CompanyView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+) -> ApiResult<axum::Json<Vec<CompanyView>>> {
     let companies = state.accounts.list_companies(&actor).await?;
-    Ok(axum::Json(companies.into_iter().map(CompanyView::from).collect()))
+    Ok(axum::Json(
+        companies.into_iter().map(CompanyView::from).collect(),
+    ))
 }
 
 /// Creates a company (superadmin).
@@ -32,7 +37,14 @@ pub async fn create(
 /// Deletes a company and all its users (superadmin).
 #[utoipa::path(delete, path = "/api/v1/companies/{id}", tag = "companies", security(("bearer" = [])),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn remove(State(state): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    state.accounts.delete_company(&actor, CompanyId(path_id(&id)?)).await?;
+pub async fn remove(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .accounts
+        .delete_company(&actor, CompanyId(path_id(&id)?))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

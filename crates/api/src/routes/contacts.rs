@@ -11,9 +11,14 @@ use iris_model::{Login, UserId};
 /// The caller's contacts and pending invitations.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
     responses((status = 200, body = [ContactView])))]
-pub async fn list(State(state): State<AppState>, Auth(actor): Auth) -> ApiResult<axum::Json<Vec<ContactView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+) -> ApiResult<axum::Json<Vec<ContactView>>> {
     let contacts = state.contacts.list(&actor).await?;
-    Ok(axum::Json(contacts.into_iter().map(ContactView::from).collect()))
+    Ok(axum::Json(
+        contacts.into_iter().map(ContactView::from).collect(),
+    ))
 }
 
 /// Invites a user by login (accepts at once if they had invited the caller).
@@ -38,22 +43,39 @@ pub async fn accept(
     Auth(actor): Auth,
     Path(user_id): Path<String>,
 ) -> ApiResult<axum::Json<ContactView>> {
-    let contact = state.contacts.accept(&actor, UserId(path_id(&user_id)?)).await?;
+    let contact = state
+        .contacts
+        .accept(&actor, UserId(path_id(&user_id)?))
+        .await?;
     Ok(axum::Json(contact.into()))
 }
 
 /// Declines an invitation from `user_id` (or withdraws one sent to them).
 #[utoipa::path(post, path = "/api/v1/contacts/{user_id}/decline", tag = "contacts", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn decline(State(state): State<AppState>, Auth(actor): Auth, Path(user_id): Path<String>) -> ApiResult<StatusCode> {
-    state.contacts.decline(&actor, UserId(path_id(&user_id)?)).await?;
+pub async fn decline(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .contacts
+        .decline(&actor, UserId(path_id(&user_id)?))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Removes a contact in both directions.
 #[utoipa::path(delete, path = "/api/v1/contacts/{user_id}", tag = "contacts", security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn remove(State(state): State<AppState>, Auth(actor): Auth, Path(user_id): Path<String>) -> ApiResult<StatusCode> {
-    state.contacts.remove(&actor, UserId(path_id(&user_id)?)).await?;
+pub async fn remove(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .contacts
+        .remove(&actor, UserId(path_id(&user_id)?))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

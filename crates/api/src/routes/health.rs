@@ -17,13 +17,21 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.is_draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "draining" }));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health { status: "draining" }),
+        );
     }
     match state.accounts.store().ping().await {
         Ok(()) => (StatusCode::OK, Json(Health { status: "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unreachable" }))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "database unreachable",
+                }),
+            )
         }
     }
 }
@@ -31,7 +39,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

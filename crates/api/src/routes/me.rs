@@ -23,7 +23,10 @@ pub async fn update(
     Json(req): Json<UpdateMe>,
 ) -> ApiResult<axum::Json<UserView>> {
     let id = actor.user.id;
-    let user = state.accounts.update_user(&actor, id, req.display_name, None).await?;
+    let user = state
+        .accounts
+        .update_user(&actor, id, req.display_name, None)
+        .await?;
     Ok(axum::Json(user.into()))
 }
 
@@ -37,7 +40,11 @@ pub async fn change_password(
 ) -> ApiResult<StatusCode> {
     state
         .accounts
-        .change_password(&actor, &Secret::new(req.current_password), &Secret::new(req.new_password))
+        .change_password(
+            &actor,
+            &Secret::new(req.current_password),
+            &Secret::new(req.new_password),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,14 +26,26 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me/password", post(me::change_password))
         .route("/api/v1/directory", get(users::directory))
         .route("/api/v1/users", get(users::list).post(users::create))
-        .route("/api/v1/users/{id}", get(users::show).patch(users::update).delete(users::remove))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::show).patch(users::update).delete(users::remove),
+        )
         .route("/api/v1/users/{id}/password", put(users::set_password))
-        .route("/api/v1/companies", get(companies::list).post(companies::create))
+        .route(
+            "/api/v1/companies",
+            get(companies::list).post(companies::create),
+        )
         .route("/api/v1/companies/{id}", delete(companies::remove))
-        .route("/api/v1/contacts", get(contacts::list).post(contacts::invite))
+        .route(
+            "/api/v1/contacts",
+            get(contacts::list).post(contacts::invite),
+        )
         .route("/api/v1/contacts/{user_id}", delete(contacts::remove))
         .route("/api/v1/contacts/{user_id}/accept", post(contacts::accept))
-        .route("/api/v1/contacts/{user_id}/decline", post(contacts::decline))
+        .route(
+            "/api/v1/contacts/{user_id}/decline",
+            post(contacts::decline),
+        )
         .method_not_allowed_fallback(method_not_allowed)
 }
 
@@ -43,10 +55,15 @@ pub async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }
 
 /// Parses a numeric path id with our error format.
 pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().map_err(|_| ApiError::invalid("id", "the id in the path must be a number"))
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::invalid("id", "the id in the path must be a number"))
 }

@@ -29,7 +29,12 @@ pub async fn directory(
     scoped.user.role = Role::User;
     let users = state
         .accounts
-        .list_users(Some(&scoped), q.q.as_deref(), q.limit.unwrap_or(100), q.offset.unwrap_or(0))
+        .list_users(
+            Some(&scoped),
+            q.q.as_deref(),
+            q.limit.unwrap_or(100),
+            q.offset.unwrap_or(0),
+        )
         .await?;
     Ok(axum::Json(users.into_iter().map(UserView::from).collect()))
 }
@@ -45,7 +50,12 @@ pub async fn list(
     require_admin(&actor)?;
     let users = state
         .accounts
-        .list_users(Some(&actor), q.q.as_deref(), q.limit.unwrap_or(100), q.offset.unwrap_or(0))
+        .list_users(
+            Some(&actor),
+            q.q.as_deref(),
+            q.limit.unwrap_or(100),
+            q.offset.unwrap_or(0),
+        )
         .await?;
     Ok(axum::Json(users.into_iter().map(UserView::from).collect()))
 }
@@ -85,7 +95,10 @@ pub async fn show(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<UserView>> {
-    let user = state.accounts.visible_user(Some(&actor), UserId(path_id(&id)?)).await?;
+    let user = state
+        .accounts
+        .visible_user(Some(&actor), UserId(path_id(&id)?))
+        .await?;
     Ok(axum::Json(user.into()))
 }
 
@@ -98,7 +111,10 @@ pub async fn update(
     Path(id): Path<String>,
     Json(req): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<UserView>> {
-    let user = state.accounts.update_user(&actor, UserId(path_id(&id)?), req.display_name, req.role).await?;
+    let user = state
+        .accounts
+        .update_user(&actor, UserId(path_id(&id)?), req.display_name, req.role)
+        .await?;
     Ok(axum::Json(user.into()))
 }
 
@@ -111,7 +127,10 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_admin(&actor)?;
-    state.accounts.delete_user(Some(&actor), UserId(path_id(&id)?)).await?;
+    state
+        .accounts
+        .delete_user(Some(&actor), UserId(path_id(&id)?))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,6 +145,13 @@ pub async fn set_password(
     Json(req): Json<SetPassword>,
 ) -> ApiResult<StatusCode> {
     require_admin(&actor)?;
-    state.accounts.set_password(Some(&actor), UserId(path_id(&id)?), &Secret::new(req.password)).await?;
+    state
+        .accounts
+        .set_password(
+            Some(&actor),
+            UserId(path_id(&id)?),
+            &Secret::new(req.password),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

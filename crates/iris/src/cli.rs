@@ -1,0 +1,146 @@
+//! Command-line interface: subcommands, their help texts, and dispatch to the roles.
+use crate::config::{self, LogFormat, Overrides};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iris",
+    version,
+    about = "Iris — self-hosted unified communications: messaging, presence, calls, conferences, telephony.",
+    long_about = "Iris — self-hosted unified communications.\n\n\
+        Quick start on a fresh machine:\n  \
+        iris serve --dev                       # HTTPS on https://localhost:8443, TURN on 3478\n  \
+        iris user add alice@localhost --password 'change-me-now' --admin\n  \
+        curl -k https://localhost:8443/api/v1/auth/login -H 'content-type: application/json' \\\n       \
+        -d '{\"login\":\"alice@localhost\",\"password\":\"change-me-now\"}'\n\n\
+        Settings come from --config FILE (see `iris config example`), then IRIS_* environment\n\
+        variables (IRIS_DOMAIN=chat.example.com, IRIS_HTTP__LISTEN='[\"0.0.0.0:8443\"]'; `__`\n\
+        separates sections), then flags."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (TOML). Print a commented one with `iris config example`.
+    #[arg(long, short = 'c', global = true, env = "IRIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the database, certificates and secrets live (default ./iris-data).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Log lines for people (human) or for log collectors (json).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process (API, web app, XMPP, relay) until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+    /// Run only the STUN/TURN relay role (for relay machines), with the same config file.
+    Relay(ServeArgs),
+    /// Manage user accounts (works while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Development mode: listen on loopback only, on unprivileged ports (HTTPS 8443, plain
+    /// 8080, TURN 3478) so no root is needed.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (and their company if it does not exist).
+    Add {
+        /// Login of the form name@domain.
+        login: String,
+        /// Initial password (at least 8 characters).
+        #[arg(long)]
+        password: String,
+        /// Company name (default "default").
+        #[arg(long)]
+        company: Option<String>,
+        /// Display name (default: the name part of the login).
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the user an administrator of their company.
+        #[arg(long, conflicts_with = "superadmin")]
+        admin: bool,
+        /// Make the user a platform superadmin (manages every company).
+        #[arg(long)]
+        superadmin: bool,
+    },
+    /// List users, optionally matching TEXT.
+    List {
+        /// Text to find in logins and display names.
+        text: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user with their sessions and contacts.
+    Del { login: String },
+    /// Set a user's password (ends all their sessions and clears any lock-out).
+    Passwd {
+        login: String,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a fully commented example configuration.
+    Example,
+    /// Check the configuration (file + environment) and print the effective values.
+    Check,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let dev = match &cli.command {
+        Command::Serve(a) | Command::Relay(a) => a.dev,
+        _ => false,
+    };
+    let overrides = Overrides {
+        data_dir: cli.global.data_dir.clone(),
+        log_format: cli.global.log_format,
+        dev,
+    };
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", config::EXAMPLE);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = config::load(cli.global.config.as_deref(), &overrides)
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
+    match cli.command {
+        Command::Serve(_) => {
+            crate::logging::init(&config.log)?;
+            crate::serve::serve(config).await?;
+        }
+        Command::Relay(_) => {
+            crate::logging::init(&config.log)?;
+            crate::serve::relay_only(config).await?;
+        }
+        Command::User(cmd) => return crate::user_cmd::run(config, cmd).await,
+        Command::Config(ConfigCommand::Check) => {
+            println!("configuration is valid:\n{config:#?}");
+        }
+        Command::Config(ConfigCommand::Example) => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,437 @@
+//! `iris serve` and `iris relay`: builds every role from the configuration, binds the
+//! listeners, prints where they are, and drains gracefully on SIGTERM/SIGINT.
+use crate::config::Config;
+use crate::secrets;
+use anyhow::{bail, Context};
+use axum::extract::Request;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use iris_api::{ApiLimits, AppState};
+use iris_model::Secret;
+use iris_net::dispatch::{looks_like_stun, Dispatch, Route};
+use iris_net::listener::ListenerConfig;
+use iris_net::{http_handler, tls, ConnLimiter, Shutdown, StreamHandler};
+use iris_relay::{Relay, RelayHandle, Transport};
+use iris_services::{Accounts, Contacts};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+/// Everything that runs, for the drain at the end.
+struct Running {
+    shutdown: Shutdown,
+    tracker: TaskTracker,
+    relay: Option<Arc<RelayHandle>>,
+    draining: Arc<AtomicBool>,
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+
+    let store = iris_store::Store::open(&config.database_url())
+        .await
+        .context("cannot open the database")?;
+    let token_secret =
+        secrets::load_or_create(&config.auth.token_secret, &config.data_dir, "token.key")?;
+    let accounts = Accounts::new(store.clone(), config.auth.clone(), token_secret)?;
+    let contacts = Contacts::new(store.clone());
+
+    let relay = start_relay(&config).await?;
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        accounts,
+        contacts,
+        metrics,
+        draining: draining.clone(),
+    };
+    let limits = ApiLimits {
+        body_limit_bytes: config.http.body_limit_bytes,
+        request_timeout: Duration::from_secs(config.http.request_timeout_secs),
+        hsts: config.http.hsts,
+    };
+    let extra = Router::new().route("/", get(landing));
+    let router = iris_api::router(state, &limits, extra);
+
+    let running = Running {
+        shutdown: Shutdown::default(),
+        tracker: TaskTracker::new(),
+        relay,
+        draining,
+    };
+    let https = listen(&config, &running, router).await?;
+    print_banner(&config, &https, running.relay.as_deref(), started);
+    wait_for_signal().await;
+    drain(&config, running).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `iris relay`: the relay role alone, with TURN over TLS on the HTTPS port and a small HTTP
+/// surface (health, readiness, metrics) for load balancers and Prometheus.
+pub async fn relay_only(mut config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    config.roles.relay = true;
+    let relay = start_relay(&config).await?;
+    let router = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ready"})) }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        );
+    let running = Running {
+        shutdown: Shutdown::default(),
+        tracker: TaskTracker::new(),
+        relay,
+        draining: Arc::default(),
+    };
+    let https = listen(&config, &running, router).await?;
+    print_banner(&config, &https, running.relay.as_deref(), started);
+    wait_for_signal().await;
+    drain(&config, running).await;
+    Ok(())
+}
+
+async fn start_relay(config: &Config) -> anyhow::Result<Option<Arc<RelayHandle>>> {
+    if !config.roles.relay {
+        return Ok(None);
+    }
+    let mut relay_config = config.relay.clone();
+    if relay_config.shared_secret.is_none() {
+        let secret = secrets::load_or_create(&Secret::default(), &config.data_dir, "turn.key")?;
+        relay_config.shared_secret = Some(iris_relay::Secret::new(secret.expose()));
+    }
+    let relay = Relay::start(relay_config)
+        .await
+        .map_err(|e| anyhow::anyhow!("relay: {e}"))?;
+    let relay = Arc::new(relay);
+    let weak = Arc::downgrade(&relay);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let Some(relay) = weak.upgrade() else { break };
+            export_relay_metrics(&relay.counters());
+        }
+    });
+    Ok(Some(relay))
+}
+
+fn export_relay_metrics(c: &iris_relay::Counters) {
+    metrics::gauge!("iris_relay_allocations").set(c.allocations as f64);
+    metrics::counter!("iris_relay_allocations_created_total").absolute(c.allocations_created);
+    metrics::counter!("iris_relay_packets_total", "direction" => "to_peer")
+        .absolute(c.packets_to_peer);
+    metrics::counter!("iris_relay_packets_total", "direction" => "to_client")
+        .absolute(c.packets_to_client);
+    metrics::counter!("iris_relay_bytes_total", "direction" => "to_peer").absolute(c.bytes_to_peer);
+    metrics::counter!("iris_relay_bytes_total", "direction" => "to_client")
+        .absolute(c.bytes_to_client);
+    metrics::counter!("iris_relay_denied_peers_total").absolute(c.denied_peers);
+    metrics::counter!("iris_relay_auth_failures_total").absolute(c.auth_failures);
+    metrics::counter!("iris_relay_rate_limited_total").absolute(c.rate_limited);
+}
+
+fn turn_route(relay: &Arc<RelayHandle>, transport: Transport) -> Route {
+    let relay = relay.clone();
+    let handler: StreamHandler = Arc::new(move |stream, info| {
+        let (prefix, inner) = stream.into_parts();
+        relay.serve_stream_with_prefix(inner, prefix.to_vec(), info.peer, info.local, transport);
+        Box::pin(async {})
+    });
+    Route {
+        name: "turn",
+        alpn: Some(b"stun.turn"),
+        sniff: looks_like_stun,
+        handler,
+    }
+}
+
+/// Binds the TLS and plain listeners; returns the TLS addresses actually bound.
+async fn listen(
+    config: &Config,
+    running: &Running,
+    router: Router,
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let tls_files = match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) => tls::TlsFiles { cert: cert.clone(), key: key.clone(), generated: false },
+        (None, None) => {
+            let files = tls::ensure_self_signed(&config.data_dir.join("tls"), &config.domain)?;
+            if files.generated {
+                tracing::info!(cert = %files.cert.display(), domain = %config.domain, "generated a self-signed certificate");
+            }
+            files
+        }
+        _ => bail!("set both tls.cert_file and tls.key_file, or neither (a self-signed pair is then generated)"),
+    };
+    let (certs, key) = tls::load(&tls_files)?;
+    let limiter = ConnLimiter::new(
+        config.http.max_connections_per_ip,
+        config.http.max_connections,
+    );
+    let turn_routes = |transport| {
+        running
+            .relay
+            .iter()
+            .map(|r| turn_route(r, transport))
+            .collect::<Vec<_>>()
+    };
+
+    let https_dispatch = Arc::new(Dispatch {
+        routes: turn_routes(Transport::Tls),
+        default: http_handler(router, running.shutdown.subscribe()),
+        default_name: "http",
+    });
+    let acceptor = TlsAcceptor::from(tls::server_config(
+        certs,
+        key,
+        https_dispatch.alpn_protocols(),
+    )?);
+    let mut bound = Vec::new();
+    for addr in &config.http.listen {
+        let listener = bind(*addr).await?;
+        bound.push(listener.local_addr().unwrap_or(*addr));
+        let cfg = listener_config("https", &limiter);
+        running.tracker.spawn(iris_net::serve(
+            listener,
+            Some(acceptor.clone()),
+            https_dispatch.clone(),
+            cfg,
+            running.shutdown.subscribe(),
+            running.tracker.clone(),
+        ));
+    }
+    let https_port = config
+        .http
+        .public_port
+        .or_else(|| bound.first().map(SocketAddr::port))
+        .unwrap_or(443);
+    let plain_dispatch = Arc::new(Dispatch {
+        routes: turn_routes(Transport::Tcp),
+        default: http_handler(redirect_router(https_port), running.shutdown.subscribe()),
+        default_name: "redirect",
+    });
+    for addr in &config.http.plain_listen {
+        let listener = bind(*addr).await?;
+        running.tracker.spawn(iris_net::serve(
+            listener,
+            None,
+            plain_dispatch.clone(),
+            listener_config("http", &limiter),
+            running.shutdown.subscribe(),
+            running.tracker.clone(),
+        ));
+    }
+    Ok(bound)
+}
+
+fn listener_config(name: &'static str, limiter: &ConnLimiter) -> ListenerConfig {
+    ListenerConfig {
+        name,
+        handshake_timeout: Duration::from_secs(10),
+        sniff_timeout: Duration::from_secs(10),
+        limiter: limiter.clone(),
+    }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            anyhow::anyhow!(
+                "cannot listen on {addr}: permission denied. Ports below 1024 need root or \
+                 CAP_NET_BIND_SERVICE (`setcap cap_net_bind_service=+ep $(which iris)`); for a \
+                 try-out run `iris serve --dev`, or set http.listen / http.plain_listen."
+            )
+        } else if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("cannot listen on {addr}: the address is in use by another program")
+        } else {
+            anyhow::anyhow!("cannot listen on {addr}: {e}")
+        }
+    })
+}
+
+/// Plain HTTP: everything is redirected to HTTPS (TURN over TCP is dispatched before this).
+fn redirect_router(https_port: u16) -> Router {
+    Router::new().fallback(move |req: Request| async move {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| {
+                h.rsplit_once(':')
+                    .filter(|(_, p)| p.parse::<u16>().is_ok())
+                    .map_or(h, |(name, _)| name)
+            })
+            .unwrap_or("localhost")
+            .to_owned();
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return (StatusCode::BAD_REQUEST, "bad Host header").into_response();
+        }
+        let port = if https_port == 443 {
+            String::new()
+        } else {
+            format!(":{https_port}")
+        };
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        match format!("https://{host}{port}{path}").parse::<Uri>() {
+            Ok(uri) => Redirect::permanent(&uri.to_string()).into_response(),
+            Err(_) => (StatusCode::BAD_REQUEST, "bad request target").into_response(),
+        }
+    })
+}
+
+async fn landing() -> Response {
+    Html(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Iris</title>\
+         <body style=\"font-family:system-ui;max-width:40em;margin:4em auto\">\
+         <h1>Iris is running</h1><p>The REST API is at <a href=/api/v1/openapi.json>/api/v1</a>; \
+         health at <a href=/healthz>/healthz</a>.</p></body></html>",
+    )
+    .into_response()
+}
+
+fn print_banner(
+    config: &Config,
+    https: &[SocketAddr],
+    relay: Option<&RelayHandle>,
+    started: Instant,
+) {
+    let host = if config.domain == "localhost" || https.iter().all(|a| a.ip().is_loopback()) {
+        "localhost".to_owned()
+    } else {
+        config.domain.clone()
+    };
+    let port = config
+        .http
+        .public_port
+        .or_else(|| https.first().map(SocketAddr::port))
+        .unwrap_or(443);
+    let base = if port == 443 {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}:{port}")
+    };
+    println!(
+        "Iris {} is running (ready in {} ms)",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis()
+    );
+    println!(
+        "  web app and REST API  {base}/   (listening on {})",
+        join(https)
+    );
+    if let Some(relay) = relay {
+        println!(
+            "  STUN/TURN relay       udp {}  tcp {}  tls {}",
+            join(relay.udp_addrs()),
+            join(relay.tcp_addrs()),
+            join(https)
+        );
+    }
+    if !config.http.plain_listen.is_empty() {
+        println!(
+            "  plain TCP             {} (TURN over TCP, HTTP redirected to HTTPS)",
+            join(&config.http.plain_listen)
+        );
+    }
+    println!("  health / metrics      {base}/healthz  {base}/readyz  {base}/metrics");
+    println!("  data                  {}", config.data_dir.display());
+    let data_flag = format!(" --data-dir {}", config.data_dir.display());
+    let domain = &config.domain;
+    println!("First steps:");
+    println!("  iris user add admin@{domain} --password 'choose-a-password' --admin{data_flag}");
+    println!(
+        "  curl -k {base}/api/v1/auth/login -H 'content-type: application/json' \
+         -d '{{\"login\":\"admin@{domain}\",\"password\":\"choose-a-password\"}}'"
+    );
+    println!("Stop with Ctrl-C (in-flight requests finish first).");
+}
+
+fn join(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn drain(config: &Config, running: Running) {
+    tracing::info!("shutting down: no new connections; in-flight requests finish (a second signal forces the stop)");
+    running.draining.store(true, Ordering::Relaxed);
+    running.shutdown.trigger();
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("second signal: stopping now");
+        std::process::exit(130);
+    });
+    running.tracker.close();
+    let deadline = Duration::from_secs(config.http.drain_timeout_secs);
+    if tokio::time::timeout(deadline, running.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = deadline.as_secs(),
+            "drain deadline reached; closing remaining connections"
+        );
+    }
+    if let Some(relay) = running.relay {
+        match Arc::try_unwrap(relay) {
+            Ok(relay) => relay.shutdown().await,
+            Err(_) => tracing::debug!("relay still referenced; its sockets close with the process"),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Starts the real `iris` binary on loopback with ephemeral ports and a fresh data directory
+//! (SQLite, or a scratch PostgreSQL database when TEST_DATABASE_URL is set and asked for).
+#![allow(dead_code)]
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub db_url: Option<String>,
+    child: Option<Child>,
+    pub banner: Vec<String>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_iris")
+}
+
+fn unique_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("iris-it-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Which database a test server uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The databases to run a test against: SQLite always, PostgreSQL when TEST_DATABASE_URL is set.
+pub fn databases() -> Vec<Db> {
+    let mut dbs = vec![Db::Sqlite];
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        dbs.push(Db::Postgres);
+    } else {
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped");
+    }
+    dbs
+}
+
+impl Server {
+    pub async fn start(db: Db) -> Server {
+        Self::start_with(db, &[]).await
+    }
+
+    pub async fn start_with(db: Db, extra_env: &[(&str, &str)]) -> Server {
+        let data_dir = unique_dir("srv");
+        let db_url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => {
+                let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+                Some(
+                    iris_store::testing::scratch_postgres(&base)
+                        .await
+                        .expect("scratch database"),
+                )
+            }
+        };
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve").arg("--data-dir").arg(&data_dir);
+        for (k, v) in base_env(db_url.as_deref()) {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn iris");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut banner = Vec::new();
+        let mut base = None;
+        while base.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("iris printed its banner in time");
+            if let Some(rest) = line.split("(listening on ").nth(1) {
+                let addr = rest
+                    .trim_end_matches(')')
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                base = Some(format!("https://{addr}"));
+            }
+            banner.push(line);
+        }
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Server {
+            base: base.unwrap_or_default(),
+            data_dir,
+            db_url,
+            child: Some(child),
+            banner,
+        }
+    }
+
+    /// Runs `iris <args>` against the same data directory and database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        for (k, v) in base_env(self.db_url.as_deref()) {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run iris")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        None
+    }
+}
+
+fn base_env(db_url: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "IRIS_HTTP__LISTEN".to_owned(),
+            "[\"127.0.0.1:0\"]".to_owned(),
+        ),
+        ("IRIS_HTTP__PLAIN_LISTEN".to_owned(), "[]".to_owned()),
+        (
+            "IRIS_RELAY__UDP_LISTEN".to_owned(),
+            "[\"127.0.0.1:0\"]".to_owned(),
+        ),
+        ("IRIS_RELAY__TCP_LISTEN".to_owned(), "[]".to_owned()),
+        (
+            "IRIS_RELAY__RELAY_IPS".to_owned(),
+            "[\"127.0.0.1\"]".to_owned(),
+        ),
+        // Cheap hashes keep the suite fast; the production cost is tested in services.
+        ("IRIS_AUTH__ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
+        ("IRIS_AUTH__ARGON2_PASSES".to_owned(), "1".to_owned()),
+    ];
+    if let Some(url) = db_url {
+        env.push(("IRIS_DATABASE__URL".to_owned(), url.to_owned()));
+    }
+    env
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
