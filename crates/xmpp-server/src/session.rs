@@ -539,7 +539,13 @@ impl Session {
         loop {
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
-                    Some(SessionCmd::Stanza(el)) => pending.push(el),
+                    Some(SessionCmd::Stanza(el)) => {
+                        pending.push(el);
+                        // bounded like the XEP-0198 queue: past it, the session is not kept
+                        if pending.len() >= self.hub.core.limits.max_unacked_stanzas {
+                            return Some(pending);
+                        }
+                    }
                     Some(SessionCmd::Takeover(tx)) => {
                         self.hand_over(tx, pending).await;
                         return None;
