@@ -135,6 +135,16 @@ impl Accounts {
             .map_err(|e| Error::Internal(format!("hash task: {e}")))?
     }
 
+    /// Derives the SCRAM-SHA-1 and SCRAM-SHA-256 keys of `password` for XMPP (random salt,
+    /// [`SCRAM_ITERATIONS`]); the password itself is never stored. Called before anything is
+    /// written, so a password SASLprep rejects changes nothing.
+    async fn derive_scram(&self, password: &Secret) -> Result<Vec<iris_store::ScramRow>, Error> {
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || scram_rows(pw.expose()))
+            .await
+            .map_err(|e| Error::Internal(format!("scram task: {e}")))?
+    }
+
     async fn verify(&self, password: &Secret, hash: String) -> bool {
         let hasher = self.inner.hasher.clone();
         let pw = password.clone();
@@ -176,6 +186,7 @@ impl Accounts {
             },
         };
         check_company_name(&company)?;
+        let scram = self.derive_scram(&new.password).await?;
         let hash = self.hash(&new.password).await?;
         let user = self
             .inner
@@ -193,6 +204,7 @@ impl Accounts {
             )
             .await?
             .ok_or(Error::NotFound("company"))?;
+        self.inner.store.set_scram_keys(user.id, &scram).await?;
         metrics::counter!("iris_accounts_created_total").increment(1);
         tracing::info!(login = %user.login, company = %user.company, role = %user.role, "account created");
         Ok(user)
@@ -344,10 +356,15 @@ impl Accounts {
     ) -> Result<(), Error> {
         self.check_password(actor.user.login.as_str(), current)
             .await?;
+        let scram = self.derive_scram(new).await?;
         let hash = self.hash(new).await?;
         self.inner
             .store
             .set_password_hash(actor.user.id, &hash, Some(&actor.session_id), now_ms())
+            .await?;
+        self.inner
+            .store
+            .set_scram_keys(actor.user.id, &scram)
             .await?;
         Ok(())
     }
@@ -365,11 +382,13 @@ impl Accounts {
                 return Err(Error::Forbidden);
             }
         }
+        let scram = self.derive_scram(new).await?;
         let hash = self.hash(new).await?;
         self.inner
             .store
             .set_password_hash(target.id, &hash, None, now_ms())
             .await?;
+        self.inner.store.set_scram_keys(target.id, &scram).await?;
         self.inner
             .store
             .clear_login_failures(target.login.as_str())
@@ -518,6 +537,37 @@ impl Accounts {
         }
         Ok(())
     }
+}
+
+/// PBKDF2 iterations of stored SCRAM keys (RFC 7677 recommends at least 4096).
+pub const SCRAM_ITERATIONS: u32 = 4096;
+
+fn scram_rows(password: &str) -> Result<Vec<iris_store::ScramRow>, Error> {
+    use iris_xmpp::scram::{derive_keys, ScramHash};
+    use rand::RngCore;
+    [
+        (ScramHash::Sha1, "SCRAM-SHA-1"),
+        (ScramHash::Sha256, "SCRAM-SHA-256"),
+    ]
+    .into_iter()
+    .map(|(hash, mechanism)| {
+        let mut salt = vec![0u8; 16];
+        rand::thread_rng().fill_bytes(&mut salt);
+        let keys = derive_keys(password, &salt, SCRAM_ITERATIONS, hash).map_err(|_| {
+            Error::invalid(
+                "password",
+                "the password contains characters SASLprep forbids",
+            )
+        })?;
+        Ok(iris_store::ScramRow {
+            mechanism: mechanism.to_owned(),
+            salt: keys.salt,
+            iterations: i64::from(keys.iterations),
+            stored_key: keys.stored_key,
+            server_key: keys.server_key,
+        })
+    })
+    .collect()
 }
 
 fn ttl_ms(secs: u64) -> i64 {

@@ -7,10 +7,12 @@ mod accounts;
 mod contacts;
 mod error;
 mod sessions;
+mod xmpp;
 
 pub use accounts::NewUser;
 pub use error::StoreError;
 pub use sessions::SessionRow;
+pub use xmpp::{ArchivePage, ArchiveQuery, ArchiveRow, OfflineRow, RoomRow, ScramRow};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

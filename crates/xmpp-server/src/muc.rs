@@ -1,0 +1,542 @@
+//! XEP-0045 multi-user chat at `conference.<domain>`: persistent members-only rooms
+//! ("bubbles") kept in the database, occupants in memory, join with history, groupchat
+//! fan-out through the archive, mediated invitations, affiliations and basic configuration.
+//! Not covered: anonymous rooms, voice requests, room destruction, kicks and bans by nick.
+use crate::error::Failure;
+use crate::session::Session;
+use crate::util::{el, format_time, now_ms, ns, random_id, set, text_el, Jid};
+use iris_store::{ArchiveQuery, ArchiveRow};
+use iris_xmpp::wire::{element_to_string, iq_result};
+use iris_xmpp::Element;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+const MUC: &str = "http://jabber.org/protocol/muc";
+const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+const CONFERENCE: &str = "jabber:x:conference";
+
+/// One occupant of a room.
+#[derive(Debug, Clone)]
+pub(crate) struct Occupant {
+    pub nick: String,
+    pub full: String,
+    pub affiliation: String,
+}
+
+/// Occupants of every room with someone in it.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    map: Mutex<HashMap<String, Vec<Occupant>>>,
+}
+
+impl Rooms {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Vec<Occupant>>) -> T) -> T {
+        let mut g = match self.map.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g)
+    }
+
+    pub fn occupants(&self, room: &str) -> Vec<Occupant> {
+        self.with(|m| m.get(room).cloned().unwrap_or_default())
+    }
+
+    fn occupant_by_full(&self, room: &str, full: &str) -> Option<Occupant> {
+        self.with(|m| {
+            m.get(room)
+                .and_then(|l| l.iter().find(|o| o.full == full).cloned())
+        })
+    }
+
+    /// Adds an occupant; false when the nick is held by another session.
+    fn join(&self, room: &str, occupant: Occupant) -> bool {
+        self.with(|m| {
+            let list = m.entry(room.to_owned()).or_default();
+            if list
+                .iter()
+                .any(|o| o.nick == occupant.nick && o.full != occupant.full)
+            {
+                return false;
+            }
+            list.retain(|o| o.full != occupant.full);
+            list.push(occupant);
+            true
+        })
+    }
+
+    fn leave(&self, room: &str, full: &str) -> Option<Occupant> {
+        self.with(|m| {
+            let list = m.get_mut(room)?;
+            let pos = list.iter().position(|o| o.full == full)?;
+            let o = list.remove(pos);
+            if list.is_empty() {
+                m.remove(room);
+            }
+            Some(o)
+        })
+    }
+}
+
+fn role_of(affiliation: &str) -> &'static str {
+    match affiliation {
+        "owner" | "admin" => "moderator",
+        _ => "participant",
+    }
+}
+
+fn occupant_presence(
+    room: &str,
+    o: &Occupant,
+    to: &str,
+    kind: Option<&str>,
+    codes: &[&str],
+) -> Element {
+    let from = format!("{room}/{}", o.nick);
+    let mut p = el("presence", ns::CLIENT, &[("from", &from), ("to", to)]);
+    if let Some(k) = kind {
+        set(&mut p, "type", k);
+    }
+    let mut x = el("x", MUC_USER, &[]);
+    let role = if kind == Some("unavailable") {
+        "none"
+    } else {
+        role_of(&o.affiliation)
+    };
+    x.append_child(el(
+        "item",
+        MUC_USER,
+        &[
+            ("affiliation", &o.affiliation),
+            ("role", role),
+            ("jid", &o.full),
+        ],
+    ));
+    for c in codes {
+        x.append_child(el("status", MUC_USER, &[("code", c)]));
+    }
+    p.append_child(x);
+    p
+}
+
+fn is_member(aff: Option<&str>) -> bool {
+    matches!(aff, Some("owner" | "admin" | "member"))
+}
+
+impl Session {
+    fn muc_reply(&mut self, iq: &Element, payload: Option<Element>) {
+        let _ = self.stream.send_stanza(&iq_result(iq, payload));
+    }
+
+    async fn affiliation(&mut self, room: &str) -> Result<Option<String>, Failure> {
+        Ok(self.hub.store.room_affiliation(room, &self.bare).await?)
+    }
+
+    /// Presence to `room/nick`: join (creating the room for its first user) or leave.
+    pub(crate) async fn muc_presence(&mut self, p: &Element, to: &Jid) -> Result<(), Failure> {
+        let room = to.bare();
+        let full = self.full.clone().unwrap_or_default();
+        if p.attr("type") == Some("unavailable") {
+            self.muc_leave(&room, &full);
+            return Ok(());
+        }
+        if p.attr("type").is_some() {
+            return Ok(());
+        }
+        let nick = to.resource.clone().ok_or(Failure::BadRequest)?;
+        let mut codes = vec!["110"];
+        if self.hub.store.room(&room).await?.is_none() {
+            let name = to.local.clone().unwrap_or_default();
+            match self
+                .hub
+                .store
+                .create_room(&room, &name, &self.bare, now_ms())
+                .await
+            {
+                Ok(()) => codes.push("201"),
+                Err(iris_store::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let affiliation = self.affiliation(&room).await?;
+        if !is_member(affiliation.as_deref()) {
+            return Err(Failure::NotMember);
+        }
+        let me = Occupant {
+            nick,
+            full: full.clone(),
+            affiliation: affiliation.unwrap_or_default(),
+        };
+        let already = self.hub.rooms.occupant_by_full(&room, &full).is_some();
+        if !self.hub.rooms.join(&room, me.clone()) {
+            return Err(Failure::Conflict);
+        }
+        let others: Vec<Occupant> = self
+            .hub
+            .rooms
+            .occupants(&room)
+            .into_iter()
+            .filter(|o| o.full != full)
+            .collect();
+        if !already {
+            for o in &others {
+                let _ = self
+                    .stream
+                    .send_stanza(&occupant_presence(&room, o, &full, None, &[]));
+            }
+        }
+        for o in &others {
+            self.hub
+                .send_full(&o.full, occupant_presence(&room, &me, &o.full, None, &[]));
+        }
+        let _ = self
+            .stream
+            .send_stanza(&occupant_presence(&room, &me, &full, None, &codes));
+        if already {
+            return Ok(());
+        }
+        if !self.rooms.contains(&room) {
+            self.rooms.push(room.clone());
+        }
+        // XEP-0045 §7.2.15: history, then the subject
+        let max = p
+            .get_child("x", MUC)
+            .and_then(|x| x.get_child("history", MUC))
+            .and_then(|h| h.attr("maxstanzas"))
+            .and_then(|m| m.parse::<i64>().ok())
+            .unwrap_or(20)
+            .clamp(0, 100);
+        if max > 0 {
+            let q = ArchiveQuery {
+                owner: room.clone(),
+                before: Some(None),
+                max,
+                ..Default::default()
+            };
+            if let Some(page) = self.hub.store.archive_query(&q).await? {
+                for row in page.rows {
+                    let Ok(mut m) = row.stanza.parse::<Element>() else {
+                        continue;
+                    };
+                    set(&mut m, "to", &full);
+                    m.append_child(el(
+                        "delay",
+                        ns::DELAY,
+                        &[("from", &room), ("stamp", &format_time(row.created_at))],
+                    ));
+                    let _ = self.stream.send_stanza(&m);
+                }
+            }
+        }
+        let mut subject = el(
+            "message",
+            ns::CLIENT,
+            &[
+                ("from", &room),
+                ("to", &full),
+                ("type", "groupchat"),
+                ("id", &random_id()),
+            ],
+        );
+        subject.append_child(el("subject", ns::CLIENT, &[]));
+        let _ = self.stream.send_stanza(&subject);
+        Ok(())
+    }
+
+    /// Leaves `room` (explicitly or when the session ends).
+    pub(crate) fn muc_leave(&mut self, room: &str, full: &str) {
+        self.rooms.retain(|r| r != room);
+        let Some(me) = self.hub.rooms.leave(room, full) else {
+            return;
+        };
+        let _ = self.stream.send_stanza(&occupant_presence(
+            room,
+            &me,
+            full,
+            Some("unavailable"),
+            &["110"],
+        ));
+        for o in self.hub.rooms.occupants(room) {
+            self.hub.send_full(
+                &o.full,
+                occupant_presence(room, &me, &o.full, Some("unavailable"), &[]),
+            );
+        }
+    }
+
+    /// Messages to a room: groupchat fan-out (archived first), invitations, private messages.
+    pub(crate) async fn muc_message(
+        &mut self,
+        msg: &Element,
+        to: &Jid,
+    ) -> Result<Option<oneshot::Receiver<bool>>, Failure> {
+        let room = to.bare();
+        let full = self.full.clone().unwrap_or_default();
+        if let Some(invite) = msg
+            .get_child("x", MUC_USER)
+            .and_then(|x| x.get_child("invite", MUC_USER))
+        {
+            return self.muc_invite(&room, invite).await.map(|()| None);
+        }
+        let me = self
+            .hub
+            .rooms
+            .occupant_by_full(&room, &full)
+            .ok_or(Failure::NotAcceptable)?;
+        let from = format!("{room}/{}", me.nick);
+        if let Some(nick) = &to.resource {
+            // XEP-0045 §7.5: a private message to one occupant
+            let target = self
+                .hub
+                .rooms
+                .occupants(&room)
+                .into_iter()
+                .find(|o| &o.nick == nick)
+                .ok_or(Failure::NotFound)?;
+            let mut m = msg.clone();
+            set(&mut m, "from", &from);
+            set(&mut m, "to", &target.full);
+            m.append_child(el("x", MUC_USER, &[]));
+            self.hub.send_full(&target.full, m);
+            return Ok(None);
+        }
+        if msg.attr("type") != Some("groupchat") {
+            return Err(Failure::BadRequest);
+        }
+        let mut out = msg.clone();
+        iris_xmpp::wire::remove_attr(&mut out, "to");
+        set(&mut out, "from", &from);
+        while out.remove_child("stanza-id", ns::SID).is_some() {}
+        let fan_out = |hub: &crate::hub::Hub, out: &Element, room: &str| {
+            for o in hub.rooms.occupants(room) {
+                let mut copy = out.clone();
+                set(&mut copy, "to", &o.full);
+                hub.send_full(&o.full, copy);
+            }
+        };
+        if !msg.has_child("body", ns::CLIENT) {
+            fan_out(&self.hub, &out, &room);
+            return Ok(None);
+        }
+        let id = random_id();
+        out.append_child(el("stanza-id", ns::SID, &[("by", &room), ("id", &id)]));
+        let row = ArchiveRow {
+            owner: room.clone(),
+            stanza_id: id,
+            peer: from.clone(),
+            created_at: now_ms(),
+            stanza: element_to_string(&out).ok_or(Failure::BadRequest)?,
+        };
+        let hub = self.hub.clone();
+        let after = Box::new(move || fan_out(&hub, &out, &room));
+        Ok(Some(
+            self.hub.archive.submit(vec![row], Vec::new(), after).await,
+        ))
+    }
+
+    /// XEP-0045 §7.8.2: a mediated invitation makes the invitee a member.
+    async fn muc_invite(&mut self, room: &str, invite: &Element) -> Result<(), Failure> {
+        if !matches!(
+            self.affiliation(room).await?.as_deref(),
+            Some("owner" | "admin")
+        ) {
+            return Err(Failure::Forbidden);
+        }
+        let invitee = invite
+            .attr("to")
+            .and_then(Jid::parse)
+            .ok_or(Failure::BadRequest)?;
+        if !self.hub.is_local_user(&invitee) {
+            return Err(Failure::Unavailable);
+        }
+        let invitee = invitee.bare();
+        if self
+            .hub
+            .store
+            .room_affiliation(room, &invitee)
+            .await?
+            .is_none()
+        {
+            self.hub
+                .store
+                .set_room_affiliation(room, &invitee, Some("member"))
+                .await?;
+        }
+        let mut m = el(
+            "message",
+            ns::CLIENT,
+            &[("from", room), ("to", &invitee), ("id", &random_id())],
+        );
+        let mut x = el("x", MUC_USER, &[]);
+        let mut inv = el("invite", MUC_USER, &[("from", &self.bare)]);
+        if let Some(reason) = invite.get_child("reason", MUC_USER) {
+            inv.append_child(reason.clone());
+        }
+        x.append_child(inv);
+        m.append_child(x);
+        m.append_child(el("x", CONFERENCE, &[("jid", room)]));
+        if let Some(j) = Jid::parse(&invitee) {
+            self.hub.deliver_message(&m, &j);
+        }
+        Ok(())
+    }
+
+    /// IQs to the MUC service or a room.
+    pub(crate) async fn muc_iq(
+        &mut self,
+        iq: &Element,
+        payload: &Element,
+        to: &Jid,
+    ) -> Result<(), Failure> {
+        let kind = iq.attr("type").unwrap_or_default().to_owned();
+        let pns = payload.ns();
+        if to.local.is_none() {
+            return match (kind.as_str(), pns.as_str()) {
+                ("get", ns::DISCO_INFO) => {
+                    let mut q = el("query", ns::DISCO_INFO, &[]);
+                    q.append_child(el(
+                        "identity",
+                        ns::DISCO_INFO,
+                        &[
+                            ("category", "conference"),
+                            ("type", "text"),
+                            ("name", "Bubbles"),
+                        ],
+                    ));
+                    q.append_child(el("feature", ns::DISCO_INFO, &[("var", MUC)]));
+                    q.append_child(el("feature", ns::DISCO_INFO, &[("var", ns::DISCO_ITEMS)]));
+                    self.muc_reply(iq, Some(q));
+                    Ok(())
+                }
+                ("get", ns::DISCO_ITEMS) => {
+                    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+                    for r in self.hub.store.rooms_of(&self.bare).await? {
+                        q.append_child(el(
+                            "item",
+                            ns::DISCO_ITEMS,
+                            &[("jid", &r.jid), ("name", &r.name)],
+                        ));
+                    }
+                    self.muc_reply(iq, Some(q));
+                    Ok(())
+                }
+                _ => Err(Failure::NotImplemented),
+            };
+        }
+        let room = to.bare();
+        let row = self.hub.store.room(&room).await?.ok_or(Failure::NotFound)?;
+        let aff = self.affiliation(&room).await?;
+        match (kind.as_str(), payload.name(), pns.as_str()) {
+            ("get", "query", ns::DISCO_INFO) => {
+                let mut q = el("query", ns::DISCO_INFO, &[]);
+                q.append_child(el(
+                    "identity",
+                    ns::DISCO_INFO,
+                    &[
+                        ("category", "conference"),
+                        ("type", "text"),
+                        ("name", &row.name),
+                    ],
+                ));
+                for f in [
+                    MUC,
+                    "muc_membersonly",
+                    "muc_persistent",
+                    "muc_nonanonymous",
+                    ns::MAM,
+                    ns::SID,
+                ] {
+                    q.append_child(el("feature", ns::DISCO_INFO, &[("var", f)]));
+                }
+                self.muc_reply(iq, Some(q));
+                Ok(())
+            }
+            ("set", "query", ns::MAM) if is_member(aff.as_deref()) => {
+                self.mam_query_for(iq, payload, room).await
+            }
+            ("get", "query", MUC_ADMIN) if is_member(aff.as_deref()) => {
+                let wanted = payload
+                    .get_child("item", MUC_ADMIN)
+                    .and_then(|i| i.attr("affiliation"))
+                    .unwrap_or("member");
+                let mut q = el("query", MUC_ADMIN, &[]);
+                for (jid, a) in self.hub.store.room_affiliations(&room).await? {
+                    if a == wanted {
+                        q.append_child(el(
+                            "item",
+                            MUC_ADMIN,
+                            &[("jid", &jid), ("affiliation", &a)],
+                        ));
+                    }
+                }
+                self.muc_reply(iq, Some(q));
+                Ok(())
+            }
+            ("set", "query", MUC_ADMIN) => {
+                if !matches!(aff.as_deref(), Some("owner" | "admin")) {
+                    return Err(Failure::Forbidden);
+                }
+                for item in payload.children().filter(|c| c.name() == "item") {
+                    let jid = item
+                        .attr("jid")
+                        .and_then(Jid::parse)
+                        .ok_or(Failure::BadRequest)?
+                        .bare();
+                    let a = item.attr("affiliation").ok_or(Failure::BadRequest)?;
+                    let a = match a {
+                        "none" => None,
+                        "member" | "admin" | "outcast" => Some(a),
+                        "owner" if aff.as_deref() == Some("owner") => Some(a),
+                        _ => return Err(Failure::Forbidden),
+                    };
+                    self.hub.store.set_room_affiliation(&room, &jid, a).await?;
+                }
+                self.muc_reply(iq, None);
+                Ok(())
+            }
+            ("get", "query", MUC_OWNER) if aff.as_deref() == Some("owner") => {
+                let mut x = el("x", ns::DATA, &[("type", "form")]);
+                let mut ft = el(
+                    "field",
+                    ns::DATA,
+                    &[("var", "FORM_TYPE"), ("type", "hidden")],
+                );
+                ft.append_child(text_el(
+                    "value",
+                    ns::DATA,
+                    "http://jabber.org/protocol/muc#roomconfig",
+                ));
+                x.append_child(ft);
+                let mut name = el(
+                    "field",
+                    ns::DATA,
+                    &[("var", "muc#roomconfig_roomname"), ("type", "text-single")],
+                );
+                name.append_child(text_el("value", ns::DATA, &row.name));
+                x.append_child(name);
+                let mut q = el("query", MUC_OWNER, &[]);
+                q.append_child(x);
+                self.muc_reply(iq, Some(q));
+                Ok(())
+            }
+            ("set", "query", MUC_OWNER) if aff.as_deref() == Some("owner") => {
+                if let Some(x) = payload.get_child("x", ns::DATA) {
+                    let name = x
+                        .children()
+                        .find(|f| f.attr("var") == Some("muc#roomconfig_roomname"))
+                        .and_then(|f| f.get_child("value", ns::DATA))
+                        .map(Element::text);
+                    if let Some(name) = name {
+                        self.hub.store.set_room_name(&room, &name).await?;
+                    }
+                }
+                self.muc_reply(iq, None);
+                Ok(())
+            }
+            _ => Err(Failure::Forbidden),
+        }
+    }
+}
