@@ -3,6 +3,7 @@
 use iris_model::Secret;
 use iris_relay::RelayConfig;
 use iris_services::AccountsConfig;
+use iris_xmpp_server::XmppConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub struct Config {
     pub auth: AccountsConfig,
     pub roles: RolesConfig,
     pub relay: RelayConfig,
+    pub xmpp: XmppConfig,
     pub log: LogConfig,
 }
 
@@ -37,6 +39,7 @@ impl Default for Config {
             auth: AccountsConfig::default(),
             roles: RolesConfig::default(),
             relay: RelayConfig::default(),
+            xmpp: XmppConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -97,11 +100,16 @@ pub struct TlsConfig {
 pub struct RolesConfig {
     /// Run the STUN/TURN relay inside `iris serve`.
     pub relay: bool,
+    /// Run XMPP (WebSocket on the HTTPS listener, TCP 5222 STARTTLS, direct TLS 5223).
+    pub xmpp: bool,
 }
 
 impl Default for RolesConfig {
     fn default() -> Self {
-        RolesConfig { relay: true }
+        RolesConfig {
+            relay: true,
+            xmpp: true,
+        }
     }
 }
 
@@ -176,6 +184,8 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, String
         config.relay.udp_listen = vec![SocketAddr::from((lo, 3478))];
         config.relay.tcp_listen = vec![SocketAddr::from((lo, 3478))];
         config.relay.relay_ips = vec![[127, 0, 0, 1].into()];
+        config.xmpp.c2s_listen = vec![SocketAddr::from((lo, 5222))];
+        config.xmpp.direct_tls_listen = vec![SocketAddr::from((lo, 5223))];
     }
     if config.relay.realm == RelayConfig::default().realm {
         config.relay.realm = config.domain.clone();

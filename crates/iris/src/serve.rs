@@ -15,6 +15,7 @@ use iris_net::listener::ListenerConfig;
 use iris_net::{http_handler, tls, ConnLimiter, Shutdown, StreamHandler};
 use iris_relay::{IceServers, Relay, RelayHandle, RelayServer, Transport};
 use iris_services::{Accounts, Contacts};
+use iris_xmpp_server::XmppServer;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,7 +48,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let accounts = Accounts::new(store.clone(), config.auth.clone(), token_secret)?;
     let contacts = Contacts::new(store.clone());
 
+    let tls = tls_material(&config)?;
     let relay = start_relay(&config).await?;
+    let xmpp = if config.roles.xmpp {
+        let tls_config = tls::server_config(tls.0.clone(), tls.1.clone_key(), Vec::new())?;
+        let handle = XmppServer::start(
+            config.xmpp.clone(),
+            config.domain.clone(),
+            accounts.clone(),
+            contacts.clone(),
+            store.clone(),
+            tls_config,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("xmpp: {e}"))?;
+        Some(handle)
+    } else {
+        None
+    };
     let draining = Arc::new(AtomicBool::new(false));
     let ice = Arc::new(IceSource::default());
     let state = AppState {
@@ -64,7 +82,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         hsts: config.http.hsts,
     };
-    let extra = Router::new().route("/", get(landing));
+    let mut extra = Router::new().route("/", get(landing));
+    if let Some(xmpp) = &xmpp {
+        extra = extra.merge(xmpp.router());
+    }
     let router = iris_api::router(state, &limits, extra);
 
     let running = Running {
@@ -73,12 +94,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         relay,
         draining,
     };
-    let https = listen(&config, &running, router).await?;
+    let https = listen(&config, &running, router, tls).await?;
     if let Some(relay) = &running.relay {
         ice.configure(&config, relay, &https)?;
     }
     print_banner(&config, &https, running.relay.as_deref(), started);
+    if let Some(xmpp) = &xmpp {
+        println!(
+            "  XMPP                  wss://…/xmpp-websocket  c2s (STARTTLS) {}  direct TLS {}",
+            join(&xmpp.c2s_addrs()),
+            join(&xmpp.direct_tls_addrs())
+        );
+    }
     wait_for_signal().await;
+    if let Some(xmpp) = xmpp {
+        // Streams get <system-shutdown/> and the archive is flushed before HTTP drains.
+        xmpp.shutdown().await;
+    }
     drain(&config, running).await;
     store.close().await;
     tracing::info!("stopped");
@@ -118,7 +150,7 @@ pub async fn relay_only(mut config: Config) -> anyhow::Result<()> {
         relay,
         draining: Arc::default(),
     };
-    let https = listen(&config, &running, router).await?;
+    let https = listen(&config, &running, router, tls_material(&config)?).await?;
     print_banner(&config, &https, running.relay.as_deref(), started);
     wait_for_signal().await;
     drain(&config, running).await;
@@ -241,12 +273,13 @@ fn turn_route(relay: &Arc<RelayHandle>, transport: Transport) -> Route {
     }
 }
 
-/// Binds the TLS and plain listeners; returns the TLS addresses actually bound.
-async fn listen(
-    config: &Config,
-    running: &Running,
-    router: Router,
-) -> anyhow::Result<Vec<SocketAddr>> {
+type TlsMaterial = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// The configured certificate and key, or a self-signed pair generated on first start.
+fn tls_material(config: &Config) -> anyhow::Result<TlsMaterial> {
     let tls_files = match (&config.tls.cert_file, &config.tls.key_file) {
         (Some(cert), Some(key)) => tls::TlsFiles { cert: cert.clone(), key: key.clone(), generated: false },
         (None, None) => {
@@ -258,7 +291,16 @@ async fn listen(
         }
         _ => bail!("set both tls.cert_file and tls.key_file, or neither (a self-signed pair is then generated)"),
     };
-    let (certs, key) = tls::load(&tls_files)?;
+    Ok(tls::load(&tls_files)?)
+}
+
+/// Binds the TLS and plain listeners; returns the TLS addresses actually bound.
+async fn listen(
+    config: &Config,
+    running: &Running,
+    router: Router,
+    (certs, key): TlsMaterial,
+) -> anyhow::Result<Vec<SocketAddr>> {
     let limiter = ConnLimiter::new(
         config.http.max_connections_per_ip,
         config.http.max_connections,

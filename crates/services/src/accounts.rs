@@ -252,7 +252,9 @@ impl Accounts {
                     .record_login_failure(&key, failures, locked_until, now)
                     .await?;
                 metrics::counter!("iris_login_failures_total").increment(1);
-                tracing::info!(login = %key, failures, "failed login");
+                // The login is attacker-controlled: log a bounded prefix only.
+                let shown: String = key.chars().take(64).collect();
+                tracing::info!(login = %shown, failures, "failed login");
                 Err(Error::InvalidCredentials)
             }
         }

@@ -38,21 +38,39 @@ async fn upgrade(State(hub): State<Arc<Hub>>, ws: WebSocketUpgrade) -> axum::res
         })
 }
 
-fn ws_url(hub: &Hub) -> String {
-    format!("wss://{}/xmpp-websocket", hub.domain)
+/// The WebSocket URL as the client reached us: the request's Host (name and port, so it is
+/// right behind port forwarding and on non-443 ports), else the configured domain.
+fn ws_url(hub: &Hub, headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .unwrap_or(&hub.domain);
+    format!("wss://{host}/xmpp-websocket")
 }
 
-async fn host_meta_xml(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+async fn host_meta_xml(
+    State(hub): State<Arc<Hub>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
     let body = format!(
         "<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
          <Link rel='urn:xmpp:alt-connections:websocket' href='{}'/>\n</XRD>\n",
-        ws_url(&hub)
+        ws_url(&hub, &headers)
     );
     ([(header::CONTENT_TYPE, "application/xrd+xml")], body)
 }
 
-async fn host_meta_json(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+async fn host_meta_json(
+    State(hub): State<Arc<Hub>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
     axum::Json(serde_json::json!({
-        "links": [{ "rel": "urn:xmpp:alt-connections:websocket", "href": ws_url(&hub) }]
+        "links": [{ "rel": "urn:xmpp:alt-connections:websocket", "href": ws_url(&hub, &headers) }]
     }))
 }

@@ -165,6 +165,14 @@ fn base_env(db_url: Option<&str>) -> Vec<(String, String)> {
             "IRIS_RELAY__RELAY_IPS".to_owned(),
             "[\"127.0.0.1\"]".to_owned(),
         ),
+        (
+            "IRIS_XMPP__C2S_LISTEN".to_owned(),
+            "[\"127.0.0.1:0\"]".to_owned(),
+        ),
+        (
+            "IRIS_XMPP__DIRECT_TLS_LISTEN".to_owned(),
+            "[\"127.0.0.1:0\"]".to_owned(),
+        ),
         // Cheap hashes keep the suite fast; the production cost is tested in services.
         ("IRIS_AUTH__ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
         ("IRIS_AUTH__ARGON2_PASSES".to_owned(), "1".to_owned()),
