@@ -212,18 +212,13 @@ impl Accounts {
 
     /// Checks a login and password with back-off: after `max_failed_logins` failures the login
     /// is locked for `lockout_secs`, doubling with each further failure. Shared by REST and
-    /// XMPP PLAIN so both count against the same budget.
+    /// XMPP (PLAIN here; SCRAM through [`Accounts::login_allowed`] and
+    /// [`Accounts::record_failed_login`]) so every mechanism counts against the same budget.
     pub async fn check_password(&self, login: &str, password: &Secret) -> Result<User, Error> {
-        let now = now_ms();
-        let key = login.trim().to_ascii_lowercase();
-        let store = &self.inner.store;
-        let (failures, locked_until) = store.login_failures(&key).await?;
-        if locked_until > now {
-            let retry_after_secs = u64::try_from((locked_until - now + 999) / 1000).unwrap_or(1);
-            return Err(Error::Locked { retry_after_secs });
-        }
+        let key = lockout_key(login);
+        let failures = self.lock_state(&key).await?;
         let found = match Login::parse(&key) {
-            Ok(l) => store.user_by_login(&l).await?,
+            Ok(l) => self.inner.store.user_by_login(&l).await?,
             Err(_) => None,
         };
         let (user, hash) = match found {
@@ -234,30 +229,70 @@ impl Accounts {
         match user {
             Some(user) if ok => {
                 if failures > 0 {
-                    store.clear_login_failures(&key).await?;
+                    self.inner.store.clear_login_failures(&key).await?;
                 }
                 Ok(user)
             }
             _ => {
-                let failures = failures + 1;
-                let max = i64::from(self.inner.config.max_failed_logins);
-                let locked_until = if failures >= max {
-                    let base = i64::try_from(self.inner.config.lockout_secs).unwrap_or(30) * 1000;
-                    let doubling = u32::try_from((failures - max).min(20)).unwrap_or(20);
-                    now + base.saturating_mul(1i64 << doubling).min(MAX_LOCKOUT_MS)
-                } else {
-                    0
-                };
-                store
-                    .record_login_failure(&key, failures, locked_until, now)
-                    .await?;
-                metrics::counter!("iris_login_failures_total").increment(1);
-                // The login is attacker-controlled: log a bounded prefix only.
-                let shown: String = key.chars().take(64).collect();
-                tracing::info!(login = %shown, failures, "failed login");
+                self.count_failure(&key, failures).await?;
                 Err(Error::InvalidCredentials)
             }
         }
+    }
+
+    /// `Err(Locked)` while `login` is locked out; for mechanisms that check the password
+    /// elsewhere (SCRAM), before they start.
+    pub async fn login_allowed(&self, login: &str) -> Result<(), Error> {
+        self.lock_state(&lockout_key(login)).await.map(|_| ())
+    }
+
+    /// Counts a failed login made with another mechanism (SCRAM) against the shared budget.
+    pub async fn record_failed_login(&self, login: &str) -> Result<(), Error> {
+        let key = lockout_key(login);
+        let (failures, _) = self.inner.store.login_failures(&key).await?;
+        self.count_failure(&key, failures).await
+    }
+
+    /// Forgets earlier failures after a successful login made with another mechanism.
+    pub async fn record_successful_login(&self, login: &str) -> Result<(), Error> {
+        let key = lockout_key(login);
+        if self.inner.store.login_failures(&key).await?.0 > 0 {
+            self.inner.store.clear_login_failures(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Failures so far, or `Locked` if the lock is still running.
+    async fn lock_state(&self, key: &str) -> Result<i64, Error> {
+        let now = now_ms();
+        let (failures, locked_until) = self.inner.store.login_failures(key).await?;
+        if locked_until > now {
+            let retry_after_secs = u64::try_from((locked_until - now + 999) / 1000).unwrap_or(1);
+            return Err(Error::Locked { retry_after_secs });
+        }
+        Ok(failures)
+    }
+
+    async fn count_failure(&self, key: &str, failures: i64) -> Result<(), Error> {
+        let now = now_ms();
+        let failures = failures + 1;
+        let max = i64::from(self.inner.config.max_failed_logins);
+        let locked_until = if failures >= max {
+            let base = i64::try_from(self.inner.config.lockout_secs).unwrap_or(30) * 1000;
+            let doubling = u32::try_from((failures - max).min(20)).unwrap_or(20);
+            now + base.saturating_mul(1i64 << doubling).min(MAX_LOCKOUT_MS)
+        } else {
+            0
+        };
+        self.inner
+            .store
+            .record_login_failure(key, failures, locked_until, now)
+            .await?;
+        metrics::counter!("iris_login_failures_total").increment(1);
+        // The login is attacker-controlled: log a bounded prefix only.
+        let shown: String = key.chars().take(64).collect();
+        tracing::info!(login = %shown, failures, "failed login");
+        Ok(())
     }
 
     /// Logs in: checks the password and opens a session.
@@ -570,6 +605,11 @@ fn scram_rows(password: &str) -> Result<Vec<iris_store::ScramRow>, Error> {
         })
     })
     .collect()
+}
+
+/// Lock-out is per normalised login text (also for logins that do not exist).
+fn lockout_key(login: &str) -> String {
+    login.trim().to_ascii_lowercase()
 }
 
 fn ttl_ms(secs: u64) -> i64 {

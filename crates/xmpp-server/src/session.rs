@@ -199,6 +199,8 @@ pub(crate) struct Session {
     pub rooms: Vec<String>,
     acks: FuturesOrdered<BoxFuture<'static, Handled>>,
     sm_id: Option<String>,
+    /// Login of a SCRAM exchange in progress, counted against the shared lock-out budget.
+    scram_login: Option<String>,
 }
 
 /// Serves one connection until it ends, then tears the session down.
@@ -221,6 +223,7 @@ pub(crate) async fn run(hub: Arc<Hub>, conn: Conn, transport: Transport, cb: Cha
         rooms: Vec::new(),
         acks: FuturesOrdered::new(),
         sm_id: None,
+        scram_login: None,
     };
     let ended = s.drive().await;
     s.finish(ended).await;
@@ -321,7 +324,13 @@ impl Session {
                 username,
                 mechanism,
             } => {
-                let keys = scram_keys(&self.hub, &self.login(&username), mechanism).await;
+                let login = self.login(&username);
+                // A locked-out login fails like a wrong password, without revealing the lock.
+                let keys = match self.hub.accounts.login_allowed(&login).await {
+                    Ok(()) => scram_keys(&self.hub, &login, mechanism).await,
+                    Err(_) => None,
+                };
+                self.scram_login = Some(login);
                 let _ = match keys {
                     Some(k) => self.stream.provide_credentials(k),
                     None => self.stream.credentials_not_found(),
@@ -352,6 +361,9 @@ impl Session {
             }
             Event::Authenticated { username, .. } => {
                 let login = self.login(&username);
+                if self.scram_login.take().is_some() {
+                    let _ = self.hub.accounts.record_successful_login(&login).await;
+                }
                 if self.user.as_ref().is_none_or(|u| u.login.as_str() != login) {
                     self.user = match iris_model::Login::parse(&login) {
                         Ok(l) => self
@@ -377,6 +389,10 @@ impl Session {
                 condition,
             } => {
                 tracing::info!(?mechanism, ?condition, "XMPP authentication failed");
+                // PLAIN failures are counted by check_password; SCRAM ones here.
+                if let Some(login) = self.scram_login.take() {
+                    let _ = self.hub.accounts.record_failed_login(&login).await;
+                }
             }
             Event::BindRequest {
                 resource,

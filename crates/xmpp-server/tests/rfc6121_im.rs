@@ -316,3 +316,73 @@ async fn rfc7628_oauthbearer_and_shared_lockout_with_rest() {
     })
     .await;
 }
+
+/// A SCRAM-SHA-256 exchange with a wrong proof (what a wrong password produces).
+async fn scram_with_wrong_proof(c: &mut Client, user: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let challenge = c
+        .sasl_raw(
+            "SCRAM-SHA-256",
+            format!("n,,n={user},r=clientnonce123").as_bytes(),
+        )
+        .await;
+    if !challenge.contains("<challenge") {
+        return challenge;
+    }
+    let text = challenge
+        .split('>')
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap_or("");
+    let server_first = String::from_utf8(b64.decode(text.trim()).expect("base64")).expect("utf8");
+    let nonce = server_first
+        .split(',')
+        .find_map(|p| p.strip_prefix("r="))
+        .expect("nonce");
+    let final_msg = format!("c=biws,r={nonce},p={}", b64.encode([0u8; 32]));
+    c.send(&format!(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+        b64.encode(final_msg)
+    ))
+    .await;
+    c.expect("</failure>").await
+}
+
+#[tokio::test]
+async fn scram_failures_count_against_the_shared_lockout() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        // Five wrong SCRAM proofs (3 per stream at most) lock the login for REST too.
+        let mut failed = 0;
+        while failed < 5 {
+            let mut c = Client::connect(&s, Via::DirectTls).await;
+            c.expect("</stream:features>").await;
+            for _ in 0..2 {
+                let answer = scram_with_wrong_proof(&mut c, "bob").await;
+                assert!(answer.contains("<failure"), "{answer}");
+                failed += 1;
+            }
+        }
+        let rest = s
+            .accounts
+            .login(
+                "bob@example.com",
+                &iris_model::Secret::new(common::PASSWORD),
+            )
+            .await;
+        assert!(
+            matches!(rest, Err(iris_services::Error::Locked { .. })),
+            "{rest:?}"
+        );
+        // While locked, even the right password fails over XMPP.
+        let mut c = Client::connect(&s, Via::DirectTls).await;
+        c.expect("</stream:features>").await;
+        let answer = c
+            .sasl_raw("PLAIN", format!("\0bob\0{}", common::PASSWORD).as_bytes())
+            .await;
+        assert!(answer.contains("<failure"), "locked: {answer}");
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
