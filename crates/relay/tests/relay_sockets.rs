@@ -382,8 +382,21 @@ async fn rfc8656_12_channel_data_burst_to_two_peers_arrives_complete_and_in_orde
             .await;
     }
     // Back to back, so that receive batches hold runs for the same relay socket and the
-    // driver's sendmmsg path carries them to alternating destinations.
+    // driver's sendmmsg path carries them to alternating destinations. The peers read while
+    // the burst is sent, as real peers do, so a busy machine does not overflow their buffers.
     const EACH: u16 = 100;
+    let receivers: Vec<_> = peers
+        .into_iter()
+        .map(|peer| {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..EACH {
+                    got.push(peer_recv(&peer).await);
+                }
+                got
+            })
+        })
+        .collect();
     for i in 0..EACH * 2 {
         let channel = 0x4001 + (i % 2);
         let payload = i.to_be_bytes();
@@ -393,11 +406,16 @@ async fn rfc8656_12_channel_data_burst_to_two_peers_arrives_complete_and_in_orde
         frame.extend_from_slice(&payload);
         client.conn.send(&frame).await;
     }
-    for (k, peer) in peers.iter().enumerate() {
-        for n in 0..EACH {
-            let (got, from) = peer_recv(peer).await;
+    for (k, receiver) in receivers.into_iter().enumerate() {
+        let got = receiver.await.unwrap();
+        for (n, (payload, from)) in got.into_iter().enumerate() {
             assert_eq!(from, relayed);
-            assert_eq!(got, (n * 2 + k as u16).to_be_bytes(), "peer {k} packet {n}");
+            let n = u16::try_from(n).unwrap();
+            assert_eq!(
+                payload,
+                (n * 2 + k as u16).to_be_bytes(),
+                "peer {k} packet {n}"
+            );
         }
     }
     assert_eq!(handle.counters().packets_to_peer, u64::from(EACH) * 2);
