@@ -91,12 +91,6 @@ async function pageSetup(iceServer) {
     bundlePolicy: "max-bundle",
   });
   window.pc = pc;
-  window.connectedAt = null;
-  pc.addEventListener("connectionstatechange", () => {
-    if (pc.connectionState === "connected" && window.connectedAt === null) {
-      window.connectedAt = performance.now();
-    }
-  });
   // Trickle ICE: candidates are collected here and forwarded by the test to the other page.
   window.candidates = [];
   pc.addEventListener("icecandidate", (e) => {
@@ -202,6 +196,10 @@ for (const transport of TRANSPORTS) {
     for (const token of tokens) {
       iceServers.push(turnServerFor(await request("GET", `${BASE}/api/v1/ice-servers`, { token }), transport));
     }
+    if (transport === "tls") {
+      const port = (u) => new URL(u.replace(/^turns:/, "https://").replace(/\?.*$/, "")).port;
+      assert.equal(port(iceServers[0].urls[0]), new URL(BASE).port, "turns: shares the HTTPS port");
+    }
     const pages = [await browser.newPage(), await browser.newPage()];
     try {
       // getUserMedia needs a secure context: the server's own HTTPS origin.
@@ -216,8 +214,9 @@ for (const transport of TRANSPORTS) {
       const answer = await b.evaluate(pageAnswer, offer);
       await a.evaluate(pageAccept, answer);
       // Signalling: forward trickled candidates between the pages until both are connected.
-      // (Trickle rather than waiting for gathering to complete: `localhost` also resolves to ::1,
-      // where nothing listens, and a UDP allocation there only gives up after ~40 s.)
+      // (Trickle rather than waiting for gathering to complete: Chromium also allocates from its
+      // IPv6 network, where `localhost` is ::1 and nothing listens in this test, and a UDP
+      // allocation only gives up after ~40 s of retransmissions.)
       const forwarded = [[], []];
       const deadline = Date.now() + 30000;
       for (;;) {

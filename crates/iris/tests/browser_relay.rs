@@ -46,11 +46,9 @@ async fn chromium_peers_exchange_media_through_the_relay_over_udp_tcp_and_tls() 
     }
     let s = Server::start_with(
         Db::Sqlite,
-        &[
-            // Both browsers and the relay are on loopback here.
-            ("IRIS_RELAY__ALLOW_PEERS", "[\"127.0.0.0/8\"]"),
-            ("IRIS_RELAY__TCP_LISTEN", "[\"127.0.0.1:0\"]"),
-        ],
+        // The default peer policy: no IRIS_RELAY__ALLOW_PEERS. Both browsers' relayed
+        // addresses are allocations on this relay, which it delivers between internally.
+        &[("IRIS_RELAY__TCP_LISTEN", "[\"127.0.0.1:0\"]")],
     )
     .await;
     for (login, password) in [
