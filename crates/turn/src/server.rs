@@ -867,29 +867,22 @@ impl Server {
                 b.add(&Attribute::XorMappedAddress(five_tuple.client));
                 Ok(b)
             }
-            Method::ALLOCATE => {
+            method @ (Method::ALLOCATE
+            | Method::REFRESH
+            | Method::CREATE_PERMISSION
+            | Method::CHANNEL_BIND) => {
+                // Every TURN request is authenticated the same way (RFC 8656 §5).
                 let a = auth
                     .insert(self.authenticate(now, five_tuple, message)?)
                     .clone();
-                self.allocate(now, five_tuple, message, &a)
-            }
-            Method::REFRESH => {
-                let a = auth
-                    .insert(self.authenticate(now, five_tuple, message)?)
-                    .clone();
-                self.refresh(now, five_tuple, message, &a)
-            }
-            Method::CREATE_PERMISSION => {
-                let a = auth
-                    .insert(self.authenticate(now, five_tuple, message)?)
-                    .clone();
-                self.create_permission(now, five_tuple, message, &a)
-            }
-            Method::CHANNEL_BIND => {
-                let a = auth
-                    .insert(self.authenticate(now, five_tuple, message)?)
-                    .clone();
-                self.channel_bind(now, five_tuple, message, &a)
+                match method {
+                    Method::ALLOCATE => self.allocate(now, five_tuple, message, &a),
+                    Method::REFRESH => self.refresh(now, five_tuple, message, &a),
+                    Method::CREATE_PERMISSION => {
+                        self.create_permission(now, five_tuple, message, &a)
+                    }
+                    _ => self.channel_bind(now, five_tuple, message, &a),
+                }
             }
             _ => Err(RequestError::BadRequest("unsupported method")),
         }
