@@ -12,7 +12,7 @@ pub mod views;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use iris_services::{Accounts, Contacts};
+use iris_services::{Accounts, Bubbles, Contacts};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,6 +51,7 @@ pub trait IceServerSource: Send + Sync {
 pub struct AppState {
     pub accounts: Accounts,
     pub contacts: Contacts,
+    pub bubbles: Bubbles,
     pub metrics: Option<PrometheusHandle>,
     /// ICE servers for calls; `None` when no relay is configured.
     pub ice: Option<Arc<dyn IceServerSource>>,

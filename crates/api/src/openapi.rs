@@ -1,5 +1,5 @@
 //! The OpenAPI 3 document of `/api/v1`, generated from the handlers' annotations.
-use crate::routes::{auth, companies, contacts, health, ice, me, users};
+use crate::routes::{auth, bubbles, companies, contacts, health, ice, me, users};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -13,6 +13,8 @@ use utoipa::{Modify, OpenApi};
         users::directory, users::list, users::create, users::show, users::update, users::remove, users::set_password,
         companies::list, companies::create, companies::remove,
         contacts::list, contacts::invite, contacts::accept, contacts::decline, contacts::remove,
+        bubbles::list, bubbles::create, bubbles::show, bubbles::update, bubbles::remove,
+        bubbles::members, bubbles::add_member, bubbles::remove_member,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -21,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "User administration and the company directory"),
         (name = "companies", description = "Tenants"),
         (name = "contacts", description = "Contacts and invitations (the XMPP roster)"),
+        (name = "bubbles", description = "Group chats (the XMPP multi-user chat rooms)"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "calls", description = "What calls need: ICE servers"),
     )

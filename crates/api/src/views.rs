@@ -1,5 +1,6 @@
 //! Wire shapes of the REST API (requests and responses), kept apart from the domain records.
 use iris_model::{Company, Contact, ContactState, Role, User};
+use iris_services::{Bubble, BubbleMember, BubbleRole};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -174,4 +175,83 @@ pub struct ListQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BubbleView {
+    /// Use in `/api/v1/bubbles/{id}`; the room is `<id>@<conference domain>`.
+    pub id: String,
+    /// The XMPP room address (XEP-0045).
+    pub jid: String,
+    pub name: String,
+    pub description: String,
+    pub company_id: Option<i64>,
+    pub created_at: i64,
+    /// The caller's role: owner, moderator or member; null for a company admin who is not a member.
+    #[schema(value_type = Option<String>, example = "owner")]
+    pub my_role: Option<BubbleRole>,
+}
+
+impl From<Bubble> for BubbleView {
+    fn from(b: Bubble) -> Self {
+        BubbleView {
+            id: b.id,
+            jid: b.jid,
+            name: b.name,
+            description: b.description,
+            company_id: b.company_id,
+            created_at: b.created_at,
+            my_role: b.my_role,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BubbleMemberView {
+    /// Null when the address is not a user of this server.
+    pub user_id: Option<i64>,
+    /// The member's XMPP address (their login).
+    pub jid: String,
+    pub display_name: String,
+    /// owner, moderator or member.
+    #[schema(value_type = String, example = "member")]
+    pub role: BubbleRole,
+}
+
+impl From<BubbleMember> for BubbleMemberView {
+    fn from(m: BubbleMember) -> Self {
+        BubbleMemberView {
+            user_id: m.user_id.map(|u| u.0),
+            jid: m.jid,
+            display_name: m.display_name,
+            role: m.role,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBubbleMember {
+    pub user_id: i64,
+    /// owner, moderator or member (default).
+    #[schema(value_type = Option<String>)]
+    pub role: Option<BubbleRole>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBubble {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Initial members (users of the caller's company); they get an invitation.
+    #[serde(default)]
+    pub members: Vec<NewBubbleMember>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBubble {
+    pub name: Option<String>,
+    pub description: Option<String>,
 }

@@ -14,7 +14,7 @@ use iris_net::dispatch::{looks_like_stun, Dispatch, Route};
 use iris_net::listener::ListenerConfig;
 use iris_net::{http_handler, tls, ConnLimiter, Shutdown, StreamHandler};
 use iris_relay::{IceServers, Relay, RelayHandle, RelayServer, Transport};
-use iris_services::{Accounts, Contacts};
+use iris_services::{Accounts, Bubbles, Contacts};
 use iris_xmpp_server::XmppServer;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +47,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         secrets::load_or_create(&config.auth.token_secret, &config.data_dir, "token.key")?;
     let accounts = Accounts::new(store.clone(), config.auth.clone(), token_secret)?;
     let contacts = Contacts::new(store.clone());
+    let bubbles = Bubbles::new(
+        store.clone(),
+        format!("{}.{}", config.xmpp.muc_subdomain, config.domain),
+    );
 
     let tls = tls_material(&config)?;
     let relay = start_relay(&config).await?;
@@ -57,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.domain.clone(),
             accounts.clone(),
             contacts.clone(),
+            bubbles.clone(),
             store.clone(),
             tls_config,
         )
@@ -71,6 +76,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState {
         accounts,
         contacts,
+        bubbles,
         metrics,
         ice: relay
             .as_ref()

@@ -13,6 +13,7 @@ pub use accounts::NewUser;
 pub use error::StoreError;
 pub use sessions::SessionRow;
 pub use xmpp::{ArchivePage, ArchiveQuery, ArchiveRow, OfflineRow, RoomRow, ScramRow};
+pub use xmpp::{NewRoom, RoomMemberRow};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

@@ -369,59 +369,155 @@ impl Store {
     }
 }
 
-/// A persistent multi-user chat room (XEP-0045).
+/// A persistent multi-user chat room (XEP-0045), also known as a bubble.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRow {
     /// Bare JID of the room.
     pub jid: String,
     /// Human-readable name.
     pub name: String,
+    /// Free text shown with the name.
+    pub description: String,
+    /// The company it belongs to; `None` for rooms made before companies were recorded.
+    pub company_id: Option<i64>,
     /// Unix milliseconds.
     pub created_at: i64,
+}
+
+/// A new room: its owner and first members (bare JID, affiliation).
+#[derive(Debug, Clone)]
+pub struct NewRoom<'a> {
+    pub jid: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub company_id: Option<i64>,
+    pub owner: &'a str,
+    pub members: &'a [(String, String)],
+    pub now: i64,
+}
+
+/// One affiliation of a room with the user behind it, when the JID is a local login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMemberRow {
+    pub jid: String,
+    pub affiliation: String,
+    pub user_id: Option<i64>,
+    pub display_name: Option<String>,
+}
+
+const ROOM_COLUMNS: &str = "r.jid, r.name, r.description, r.company_id, r.created_at";
+
+fn room_from_row(r: &AnyRow) -> Result<RoomRow, StoreError> {
+    Ok(RoomRow {
+        jid: r.try_get("jid")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+        company_id: r.try_get("company_id")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 impl Store {
     /// The room with this JID.
     pub async fn room(&self, jid: &str) -> Result<Option<RoomRow>, StoreError> {
-        let row = sqlx::query("SELECT jid, name, created_at FROM xmpp_rooms WHERE jid = $1")
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM xmpp_rooms r WHERE r.jid = $1");
+        let row = sqlx::query(&sql)
             .bind(jid)
             .fetch_optional(self.pool())
             .await?;
-        match row {
-            Some(r) => Ok(Some(RoomRow {
-                jid: r.try_get("jid")?,
-                name: r.try_get("name")?,
-                created_at: r.try_get("created_at")?,
-            })),
-            None => Ok(None),
-        }
+        row.as_ref().map(room_from_row).transpose()
     }
 
-    /// Creates a room owned by `owner`, atomically; `Conflict("room")` if it exists.
-    pub async fn create_room(
-        &self,
-        jid: &str,
-        name: &str,
-        owner: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    /// Creates a room with its owner and members in one transaction; `Conflict("room")` if
+    /// it exists.
+    pub async fn create_room(&self, new: &NewRoom<'_>) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("INSERT INTO xmpp_rooms (jid, name, created_at) VALUES ($1, $2, $3)")
-            .bind(jid)
-            .bind(name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::error::conflict_as("room"))?;
         sqlx::query(
-            "INSERT INTO xmpp_room_affiliations (room, jid, affiliation) VALUES ($1, $2, 'owner')",
+            "INSERT INTO xmpp_rooms (jid, name, description, company_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(jid)
-        .bind(owner)
+        .bind(new.jid)
+        .bind(new.name)
+        .bind(new.description)
+        .bind(new.company_id)
+        .bind(new.now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(crate::error::conflict_as("room"))?;
+        let owner = [(new.owner.to_owned(), "owner".to_owned())];
+        for (jid, aff) in owner.iter().chain(new.members) {
+            sqlx::query(
+                "INSERT INTO xmpp_room_affiliations (room, jid, affiliation) VALUES ($1, $2, $3) \
+                 ON CONFLICT (room, jid) DO NOTHING",
+            )
+            .bind(new.jid)
+            .bind(jid)
+            .bind(aff)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Changes the name and/or description of a room.
+    pub async fn update_room(
+        &self,
+        jid: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE xmpp_rooms SET name = COALESCE($1, name), description = COALESCE($2, description) \
+             WHERE jid = $3",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(jid)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a room, its affiliations and its archive in one transaction; false if absent.
+    pub async fn delete_room(&self, jid: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM xmpp_room_affiliations WHERE room = $1")
+            .bind(jid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM xmpp_archive WHERE owner = $1")
+            .bind(jid)
+            .execute(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM xmpp_rooms WHERE jid = $1")
+            .bind(jid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+
+    /// Every affiliation of `room` with the local user behind it, by JID.
+    pub async fn room_members(&self, room: &str) -> Result<Vec<RoomMemberRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.jid, a.affiliation, u.id AS user_id, u.display_name FROM xmpp_room_affiliations a \
+             LEFT JOIN users u ON u.login = a.jid WHERE a.room = $1 ORDER BY a.jid",
+        )
+        .bind(room)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RoomMemberRow {
+                    jid: r.try_get("jid")?,
+                    affiliation: r.try_get("affiliation")?,
+                    user_id: r.try_get("user_id")?,
+                    display_name: r.try_get("display_name")?,
+                })
+            })
+            .collect()
     }
 
     /// Renames a room.
@@ -498,21 +594,23 @@ impl Store {
 
     /// Rooms `jid` is affiliated with (other than as outcast), by JID.
     pub async fn rooms_of(&self, jid: &str) -> Result<Vec<RoomRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.jid, r.name, r.created_at FROM xmpp_rooms r JOIN xmpp_room_affiliations a ON a.room = r.jid \
-             WHERE a.jid = $1 AND a.affiliation <> 'outcast' ORDER BY r.jid",
-        )
-        .bind(jid)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RoomRow {
-                    jid: r.try_get("jid")?,
-                    name: r.try_get("name")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS} FROM xmpp_rooms r JOIN xmpp_room_affiliations a ON a.room = r.jid \
+             WHERE a.jid = $1 AND a.affiliation <> 'outcast' ORDER BY r.jid"
+        );
+        let rows = sqlx::query(&sql).bind(jid).fetch_all(self.pool()).await?;
+        rows.iter().map(room_from_row).collect()
+    }
+
+    /// Every room of a company, by JID.
+    pub async fn company_rooms(&self, company_id: i64) -> Result<Vec<RoomRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS} FROM xmpp_rooms r WHERE r.company_id = $1 ORDER BY r.jid"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(company_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(room_from_row).collect()
     }
 }

@@ -1,7 +1,9 @@
 //! XMPP tables behave the same on SQLite and PostgreSQL (when TEST_DATABASE_URL is set):
 //! SCRAM keys, group-committed archive and offline rows, MAM paging, rooms.
 use iris_model::{Login, Role};
-use iris_store::{ArchiveQuery, ArchiveRow, NewUser, OfflineRow, ScramRow, Store, StoreError};
+use iris_store::{
+    ArchiveQuery, ArchiveRow, NewRoom, NewUser, OfflineRow, ScramRow, Store, StoreError,
+};
 
 async fn stores() -> Vec<(String, Store)> {
     let nanos = std::time::SystemTime::now()
@@ -176,13 +178,22 @@ async fn xep0313_archive_paging_offline_scram_and_rooms() {
             .expect("offline")
             .is_empty());
 
+        let room = |owner| NewRoom {
+            jid: "r@c.x.test",
+            name: "r",
+            description: "about r",
+            company_id: None,
+            owner,
+            members: &[],
+            now: 1,
+        };
         store
-            .create_room("r@c.x.test", "r", "alice@x.test", 1)
+            .create_room(&room("alice@x.test"))
             .await
             .expect("room");
         assert!(
             matches!(
-                store.create_room("r@c.x.test", "r", "bob@x.test", 1).await,
+                store.create_room(&room("bob@x.test")).await,
                 Err(StoreError::Conflict("room"))
             ),
             "{name}"
@@ -202,6 +213,34 @@ async fn xep0313_archive_paging_offline_scram_and_rooms() {
         assert_eq!(
             store.rooms_of("bob@x.test").await.expect("rooms").len(),
             1,
+            "{name}"
+        );
+        store
+            .update_room("r@c.x.test", Some("renamed"), None)
+            .await
+            .expect("update");
+        let row = store.room("r@c.x.test").await.expect("room").expect("some");
+        assert_eq!(
+            (row.name.as_str(), row.description.as_str()),
+            ("renamed", "about r"),
+            "{name}"
+        );
+        let members = store.room_members("r@c.x.test").await.expect("members");
+        assert_eq!(members.len(), 2, "{name}");
+        assert!(
+            store.delete_room("r@c.x.test").await.expect("delete"),
+            "{name}"
+        );
+        assert!(
+            store.room("r@c.x.test").await.expect("room").is_none(),
+            "{name}"
+        );
+        assert!(
+            store
+                .rooms_of("bob@x.test")
+                .await
+                .expect("rooms")
+                .is_empty(),
             "{name}"
         );
         store

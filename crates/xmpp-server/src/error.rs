@@ -41,6 +41,9 @@ pub(crate) enum Failure {
     /// Members-only room and the requester is not a member.
     #[error("not a member")]
     NotMember,
+    /// Not allowed on this target (kicking a moderator, banning an owner).
+    #[error("not allowed")]
+    NotAllowed,
     /// The name (room nick) is taken.
     #[error("conflict")]
     Conflict,
@@ -73,6 +76,7 @@ impl Failure {
             Failure::NotImplemented => StanzaErrorCondition::FeatureNotImplemented,
             Failure::NotMember => StanzaErrorCondition::RegistrationRequired,
             Failure::Conflict => StanzaErrorCondition::Conflict,
+            Failure::NotAllowed => StanzaErrorCondition::NotAllowed,
             Failure::NotAcceptable => StanzaErrorCondition::NotAcceptable,
             Failure::Service(E::Unavailable(_) | E::Internal(_)) | Failure::Store(_) => {
                 StanzaErrorCondition::InternalServerError

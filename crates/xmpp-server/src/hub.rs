@@ -5,7 +5,7 @@ use crate::config::XmppConfig;
 use crate::router::{Resource, Router, SessionCmd, SessionHandle};
 use crate::util::{bare_of, el, ns, set, Jid};
 use iris_model::{ContactState, UserId};
-use iris_services::{Accounts, Contacts};
+use iris_services::{Accounts, Bubbles, Contacts};
 use iris_store::Store;
 use iris_xmpp::Element;
 use std::collections::{HashMap, HashSet};
@@ -26,6 +26,7 @@ pub(crate) struct Hub {
     pub store: Store,
     pub accounts: Accounts,
     pub contacts: Contacts,
+    pub bubbles: Bubbles,
     pub archive: ArchiveWriter,
     pub tls: Arc<rustls::ServerConfig>,
     /// XEP-0198 ids of resumable sessions.
@@ -70,6 +71,7 @@ impl Hub {
         store: Store,
         accounts: Accounts,
         contacts: Contacts,
+        bubbles: Bubbles,
         archive: ArchiveWriter,
         tls: Arc<rustls::ServerConfig>,
         shutdown: watch::Receiver<bool>,
@@ -85,6 +87,7 @@ impl Hub {
             store,
             accounts,
             contacts,
+            bubbles,
             archive,
             tls,
             resumable: Mutex::new(HashMap::new()),

@@ -6,6 +6,7 @@
 //! XmppServer::start ─┬─ listeners (5222, 5223) ──┐
 //!                    ├─ XmppHandle::router() ────┼─> session task per connection ─> ServerStream
 //!                    ├─ roster pushes (ContactChanged)     │ route / archive
+//!                    ├─ room changes (BubbleEvent from REST)
 //!                    └─ archive writer (group commit) <────┘─> Router (LocalRouter) ─> sessions
 //! ```
 //!
@@ -59,6 +60,7 @@ impl XmppServer {
         domain: String,
         accounts: iris_services::Accounts,
         contacts: iris_services::Contacts,
+        bubbles: iris_services::Bubbles,
         store: iris_store::Store,
         tls: Arc<rustls::ServerConfig>,
     ) -> Result<XmppHandle, XmppError> {
@@ -114,11 +116,15 @@ impl XmppServer {
             store,
             accounts,
             contacts,
+            bubbles,
             archive,
             Arc::new(xmpp_tls),
             stop_rx,
         ));
-        let mut tasks = vec![tokio::spawn(hub.clone().roster_pushes())];
+        let mut tasks = vec![
+            tokio::spawn(hub.clone().roster_pushes()),
+            tokio::spawn(hub.clone().bubble_changes()),
+        ];
         for l in c2s_listeners {
             tasks.push(tokio::spawn(listen::accept_loop(hub.clone(), l, false)));
         }

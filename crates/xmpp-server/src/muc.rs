@@ -1,14 +1,19 @@
 //! XEP-0045 multi-user chat at `conference.<domain>`: persistent members-only rooms
 //! ("bubbles") kept in the database, occupants in memory, join with history, groupchat
-//! fan-out through the archive, mediated invitations, affiliations and basic configuration.
-//! Not covered: anonymous rooms, voice requests, room destruction, kicks and bans by nick.
+//! fan-out through the archive, mediated invitations, affiliations, kicks and bans (by nick or
+//! JID), room destruction and basic configuration. Rooms created, changed or deleted over REST
+//! (`iris_services::Bubbles`) reach occupants through [`Hub::bubble_changes`].
+//! Not covered: anonymous rooms, voice requests, nick changes.
 use crate::error::Failure;
+use crate::hub::{stopped, Hub};
 use crate::session::Session;
 use crate::util::{el, format_time, now_ms, ns, random_id, set, text_el, Jid};
-use iris_store::{ArchiveQuery, ArchiveRow};
+use iris_services::BubbleEvent;
+use iris_store::{ArchiveQuery, ArchiveRow, NewRoom};
 use iris_xmpp::wire::{element_to_string, iq_result};
 use iris_xmpp::Element;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
 
@@ -65,6 +70,29 @@ impl Rooms {
             list.retain(|o| o.full != occupant.full);
             list.push(occupant);
             true
+        })
+    }
+
+    /// Takes every occupant out of `room` (it was destroyed).
+    fn clear(&self, room: &str) -> Vec<Occupant> {
+        self.with(|m| m.remove(room).unwrap_or_default())
+    }
+
+    /// Sets the affiliation of every occupant whose bare JID is `bare`; returns them.
+    fn set_affiliation(&self, room: &str, bare: &str, affiliation: &str) -> Vec<Occupant> {
+        self.with(|m| {
+            let Some(list) = m.get_mut(room) else {
+                return Vec::new();
+            };
+            let mut changed = Vec::new();
+            for o in list
+                .iter_mut()
+                .filter(|o| crate::util::bare_of(&o.full) == bare)
+            {
+                o.affiliation = affiliation.to_owned();
+                changed.push(o.clone());
+            }
+            changed
         })
     }
 
@@ -150,18 +178,25 @@ impl Session {
         let mut codes = vec!["110"];
         if self.hub.store.room(&room).await?.is_none() {
             let name = to.local.clone().unwrap_or_default();
-            match self
-                .hub
-                .store
-                .create_room(&room, &name, &self.bare, now_ms())
-                .await
-            {
+            let new = NewRoom {
+                jid: &room,
+                name: &name,
+                description: "",
+                company_id: self.user.as_ref().map(|u| u.company_id.0),
+                owner: &self.bare,
+                members: &[],
+                now: now_ms(),
+            };
+            match self.hub.store.create_room(&new).await {
                 Ok(()) => codes.push("201"),
                 Err(iris_store::StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         let affiliation = self.affiliation(&room).await?;
+        if affiliation.as_deref() == Some("outcast") {
+            return Err(Failure::Forbidden);
+        }
         if !is_member(affiliation.as_deref()) {
             return Err(Failure::NotMember);
         }
@@ -365,22 +400,12 @@ impl Session {
                 .set_room_affiliation(room, &invitee, Some("member"))
                 .await?;
         }
-        let mut m = el(
-            "message",
-            ns::CLIENT,
-            &[("from", room), ("to", &invitee), ("id", &random_id())],
-        );
-        let mut x = el("x", MUC_USER, &[]);
-        let mut inv = el("invite", MUC_USER, &[("from", &self.bare)]);
-        if let Some(reason) = invite.get_child("reason", MUC_USER) {
-            inv.append_child(reason.clone());
-        }
-        x.append_child(inv);
-        m.append_child(x);
-        m.append_child(el("x", CONFERENCE, &[("jid", room)]));
-        if let Some(j) = Jid::parse(&invitee) {
-            self.hub.deliver_message(&m, &j);
-        }
+        let reason = invite
+            .get_child("reason", MUC_USER)
+            .map(Element::text)
+            .unwrap_or_default();
+        self.hub
+            .send_invitation(room, &invitee, &self.bare, &reason);
         Ok(())
     }
 
@@ -479,20 +504,13 @@ impl Session {
                 if !matches!(aff.as_deref(), Some("owner" | "admin")) {
                     return Err(Failure::Forbidden);
                 }
-                for item in payload.children().filter(|c| c.name() == "item") {
-                    let jid = item
-                        .attr("jid")
-                        .and_then(Jid::parse)
-                        .ok_or(Failure::BadRequest)?
-                        .bare();
-                    let a = item.attr("affiliation").ok_or(Failure::BadRequest)?;
-                    let a = match a {
-                        "none" => None,
-                        "member" | "admin" | "outcast" => Some(a),
-                        "owner" if aff.as_deref() == Some("owner") => Some(a),
-                        _ => return Err(Failure::Forbidden),
-                    };
-                    self.hub.store.set_room_affiliation(&room, &jid, a).await?;
+                let items: Vec<Element> = payload
+                    .children()
+                    .filter(|c| c.name() == "item")
+                    .cloned()
+                    .collect();
+                for item in &items {
+                    self.muc_admin_item(&room, aff.as_deref(), item).await?;
                 }
                 self.muc_reply(iq, None);
                 Ok(())
@@ -523,6 +541,14 @@ impl Session {
                 Ok(())
             }
             ("set", "query", MUC_OWNER) if aff.as_deref() == Some("owner") => {
+                if let Some(destroy) = payload.get_child("destroy", MUC_OWNER) {
+                    // XEP-0045 §10.9: delete the room, then tell every occupant
+                    let reason = destroy.get_child("reason", MUC_OWNER).map(Element::text);
+                    self.hub.store.delete_room(&room).await?;
+                    self.hub.room_destroyed(&room, reason.as_deref());
+                    self.muc_reply(iq, None);
+                    return Ok(());
+                }
                 if let Some(x) = payload.get_child("x", ns::DATA) {
                     let name = x
                         .children()
@@ -537,6 +563,250 @@ impl Session {
                 Ok(())
             }
             _ => Err(Failure::Forbidden),
+        }
+    }
+}
+
+/// The rank of an affiliation, for "may X change Y" checks.
+fn rank(affiliation: Option<&str>) -> u8 {
+    match affiliation {
+        Some("owner") => 3,
+        Some("admin") => 2,
+        Some("member") => 1,
+        _ => 0,
+    }
+}
+
+impl Session {
+    /// One `<item/>` of a muc#admin set (XEP-0045 §8.2 kick, §9.1 ban, §9.3–9.8 affiliation
+    /// lists): by nick (an occupant) or by JID. Moderators (owner, admin) may act on members
+    /// and non-members; only an owner acts on admins and owners.
+    async fn muc_admin_item(
+        &mut self,
+        room: &str,
+        mine: Option<&str>,
+        item: &Element,
+    ) -> Result<(), Failure> {
+        let by_nick = item.attr("nick").and_then(|n| {
+            self.hub
+                .rooms
+                .occupants(room)
+                .into_iter()
+                .find(|o| o.nick == n)
+        });
+        let target = match (item.attr("jid").and_then(Jid::parse), &by_nick) {
+            (Some(j), _) => j.bare(),
+            (None, Some(o)) => crate::util::bare_of(&o.full).to_owned(),
+            (None, None) if item.attr("nick").is_some() => return Err(Failure::NotAcceptable),
+            (None, None) => return Err(Failure::BadRequest),
+        };
+        let current = self.hub.store.room_affiliation(room, &target).await?;
+        if target == self.bare || rank(current.as_deref()) >= rank(mine) && rank(mine) < 3 {
+            return Err(Failure::NotAllowed);
+        }
+        let reason = item
+            .get_child("reason", MUC_ADMIN)
+            .map(Element::text)
+            .unwrap_or_default();
+        if let Some(role) = item.attr("role") {
+            // §8.2: kick by nick (role none); other role changes are not supported
+            let occupant = by_nick.ok_or(Failure::NotAcceptable)?;
+            if role != "none" {
+                return Err(Failure::NotImplemented);
+            }
+            self.hub
+                .remove_occupants(room, &occupant.full, "307", &reason);
+            return Ok(());
+        }
+        let a = item.attr("affiliation").ok_or(Failure::BadRequest)?;
+        let a = match a {
+            "none" => None,
+            "member" | "admin" | "outcast" => Some(a),
+            "owner" if mine == Some("owner") => Some(a),
+            _ => return Err(Failure::Forbidden),
+        };
+        self.hub
+            .store
+            .set_room_affiliation(room, &target, a)
+            .await?;
+        self.hub
+            .room_affiliation_changed(room, &target, a, current.is_none(), &self.bare, &reason);
+        Ok(())
+    }
+}
+
+impl Hub {
+    /// Runs until shutdown: reflects REST changes of bubbles (`iris_services::Bubbles`) to
+    /// XMPP clients: invitations, affiliation changes of occupants, destruction.
+    pub(crate) async fn bubble_changes(self: Arc<Self>) {
+        let mut events = self.bubbles.subscribe();
+        let mut stop = self.shutdown.clone();
+        loop {
+            let event = tokio::select! {
+                e = events.recv() => e,
+                _ = stopped(&mut stop) => return,
+            };
+            match event {
+                Ok(BubbleEvent::Affiliation {
+                    room,
+                    jid,
+                    affiliation,
+                    invited,
+                    by,
+                }) => {
+                    self.room_affiliation_changed(
+                        &room,
+                        &jid,
+                        affiliation.as_deref(),
+                        invited,
+                        &by,
+                        "",
+                    );
+                }
+                Ok(BubbleEvent::Destroyed { room, reason }) => {
+                    self.room_destroyed(&room, reason.as_deref());
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "bubble changes lagged");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// XEP-0045 §7.8.2: a mediated invitation from `room` to `invitee` on behalf of `by`.
+    pub(crate) fn send_invitation(&self, room: &str, invitee: &str, by: &str, reason: &str) {
+        let mut m = el(
+            "message",
+            ns::CLIENT,
+            &[("from", room), ("to", invitee), ("id", &random_id())],
+        );
+        let mut x = el("x", MUC_USER, &[]);
+        let mut inv = el("invite", MUC_USER, &[("from", by)]);
+        if !reason.is_empty() {
+            inv.append_child(text_el("reason", MUC_USER, reason));
+        }
+        x.append_child(inv);
+        m.append_child(x);
+        m.append_child(el("x", CONFERENCE, &[("jid", room)]));
+        if let Some(j) = Jid::parse(invitee) {
+            self.deliver_message(&m, &j);
+        }
+    }
+
+    /// After `bare`'s affiliation with `room` changed: invite a new member, remove occupants
+    /// who lost membership (status 321, or 301 when banned), or announce their new
+    /// affiliation to the room.
+    pub(crate) fn room_affiliation_changed(
+        &self,
+        room: &str,
+        bare: &str,
+        affiliation: Option<&str>,
+        invited: bool,
+        by: &str,
+        reason: &str,
+    ) {
+        let still_member = is_member(affiliation);
+        if still_member && invited {
+            self.send_invitation(room, bare, by, reason);
+        }
+        let occupants: Vec<Occupant> = self
+            .rooms
+            .occupants(room)
+            .into_iter()
+            .filter(|o| crate::util::bare_of(&o.full) == bare)
+            .collect();
+        if !still_member {
+            let code = if affiliation == Some("outcast") {
+                "301"
+            } else {
+                "321"
+            };
+            for o in occupants {
+                self.rooms
+                    .set_affiliation(room, bare, affiliation.unwrap_or("none"));
+                self.remove_occupants(room, &o.full, code, reason);
+            }
+            return;
+        }
+        for o in self
+            .rooms
+            .set_affiliation(room, bare, affiliation.unwrap_or("none"))
+        {
+            for to in self.rooms.occupants(room) {
+                let codes: &[&str] = if to.full == o.full { &["110"] } else { &[] };
+                self.send_full(&to.full, occupant_presence(room, &o, &to.full, None, codes));
+            }
+        }
+    }
+
+    /// Removes the occupant `full` from `room` with status `code` (307 kicked, 301 banned,
+    /// 321 no longer a member): they and everyone else get the unavailable presence.
+    pub(crate) fn remove_occupants(&self, room: &str, full: &str, code: &str, reason: &str) {
+        let Some(mut gone) = self.rooms.leave(room, full) else {
+            return;
+        };
+        if code == "301" {
+            gone.affiliation = "outcast".to_owned();
+        }
+        let with_reason = |mut p: Element| {
+            if !reason.is_empty() {
+                if let Some(x) = p.get_child_mut("x", MUC_USER) {
+                    if let Some(item) = x.get_child_mut("item", MUC_USER) {
+                        item.append_child(text_el("reason", MUC_USER, reason));
+                    }
+                }
+            }
+            p
+        };
+        self.send_full(
+            full,
+            with_reason(occupant_presence(
+                room,
+                &gone,
+                full,
+                Some("unavailable"),
+                &["110", code],
+            )),
+        );
+        for o in self.rooms.occupants(room) {
+            self.send_full(
+                &o.full,
+                with_reason(occupant_presence(
+                    room,
+                    &gone,
+                    &o.full,
+                    Some("unavailable"),
+                    &[code],
+                )),
+            );
+        }
+    }
+
+    /// XEP-0045 §10.9: the room is gone; every occupant gets an unavailable presence with
+    /// `<destroy/>`.
+    pub(crate) fn room_destroyed(&self, room: &str, reason: Option<&str>) {
+        for o in self.rooms.clear(room) {
+            let from = format!("{room}/{}", o.nick);
+            let mut p = el(
+                "presence",
+                ns::CLIENT,
+                &[("from", &from), ("to", &o.full), ("type", "unavailable")],
+            );
+            let mut x = el("x", MUC_USER, &[]);
+            x.append_child(el(
+                "item",
+                MUC_USER,
+                &[("affiliation", "none"), ("role", "none")],
+            ));
+            let mut destroy = el("destroy", MUC_USER, &[]);
+            if let Some(r) = reason.filter(|r| !r.is_empty()) {
+                destroy.append_child(text_el("reason", MUC_USER, r));
+            }
+            x.append_child(destroy);
+            x.append_child(el("status", MUC_USER, &[("code", "110")]));
+            p.append_child(x);
+            self.send_full(&o.full, p);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Route table of `/api/v1` plus health and metrics; one module per resource.
 pub mod auth;
+pub mod bubbles;
 pub mod companies;
 pub mod contacts;
 pub mod health;
@@ -47,6 +48,21 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/contacts/{user_id}/decline",
             post(contacts::decline),
+        )
+        .route("/api/v1/bubbles", get(bubbles::list).post(bubbles::create))
+        .route(
+            "/api/v1/bubbles/{id}",
+            get(bubbles::show)
+                .patch(bubbles::update)
+                .delete(bubbles::remove),
+        )
+        .route(
+            "/api/v1/bubbles/{id}/members",
+            get(bubbles::members).post(bubbles::add_member),
+        )
+        .route(
+            "/api/v1/bubbles/{id}/members/{user_id}",
+            delete(bubbles::remove_member),
         )
         .method_not_allowed_fallback(method_not_allowed)
 }

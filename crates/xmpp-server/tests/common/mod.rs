@@ -5,7 +5,7 @@ use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use iris_model::{Login, Role, Secret};
-use iris_services::{Accounts, AccountsConfig, Contacts, NewAccount};
+use iris_services::{Accounts, AccountsConfig, Bubbles, Contacts, NewAccount};
 use iris_store::Store;
 use iris_xmpp_server::{XmppConfig, XmppHandle, XmppServer};
 use sha2::{Digest, Sha256};
@@ -22,9 +22,12 @@ const STEP: Duration = Duration::from_secs(10);
 pub struct Server {
     pub handle: Option<XmppHandle>,
     pub ws_addr: SocketAddr,
+    /// The REST API (`/api/v1`, plain HTTP) over the same services.
+    pub api_addr: SocketAddr,
     pub store: Store,
     pub accounts: Accounts,
     pub contacts: Contacts,
+    pub bubbles: Bubbles,
     pub db_url: String,
     pub client_tls: Arc<rustls::ClientConfig>,
     /// PEM of the CA that signed the server certificate.
@@ -105,6 +108,7 @@ pub async fn start_with(
     )
     .expect("accounts");
     let contacts = Contacts::new(store.clone());
+    let bubbles = Bubbles::new(store.clone(), format!("conference.{DOMAIN}"));
     if users {
         for name in ["alice", "bob", "carol"] {
             accounts
@@ -135,6 +139,7 @@ pub async fn start_with(
         DOMAIN.into(),
         accounts.clone(),
         contacts.clone(),
+        bubbles.clone(),
         store.clone(),
         server_tls,
     )
@@ -148,12 +153,38 @@ pub async fn start_with(
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
+    let state = iris_api::AppState {
+        accounts: accounts.clone(),
+        contacts: contacts.clone(),
+        bubbles: bubbles.clone(),
+        metrics: None,
+        ice: None,
+        draining: Arc::default(),
+    };
+    let limits = iris_api::ApiLimits {
+        hsts: false,
+        ..Default::default()
+    };
+    let api = iris_api::router(state, &limits, axum::Router::new());
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("api listener");
+    let api_addr = api_listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            api_listener,
+            api.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
     Server {
         handle: Some(handle),
         ws_addr,
+        api_addr,
         store,
         accounts,
         contacts,
+        bubbles,
         db_url,
         client_tls,
         ca_pem,
