@@ -350,15 +350,19 @@ impl Session {
                 .store
                 .offline_messages(&self.bare, self.hub.config.offline_max)
                 .await?;
-            let mut last = None;
+            // rows already sent and waiting for an acknowledgement are not sent twice
+            let sent_upto = self.offline_unacked.last().map(|(id, _)| *id);
             for (id, text) in offline {
+                if sent_upto.is_some_and(|s| id <= s) {
+                    continue;
+                }
                 if let Ok(m) = text.parse::<Element>() {
                     let _ = self.stream.send_stanza(&m);
                 }
-                last = Some(id);
-            }
-            if let Some(upto) = last {
-                self.hub.store.delete_offline(&self.bare, upto).await?;
+                match self.stream.outbound_counters() {
+                    Some((_, sent)) => self.offline_unacked.push((id, sent)),
+                    None => self.offline_unflushed = Some(id),
+                }
             }
         }
         Ok(())

@@ -30,6 +30,8 @@ pub struct Takeover {
     pub carbons: bool,
     /// Rooms (XEP-0045) the session had joined.
     pub rooms: Vec<String>,
+    /// Offline rows sent but not yet acknowledged: (row id, XEP-0198 outbound number).
+    pub offline: Vec<(i64, u32)>,
 }
 
 /// A way to reach one session.

@@ -199,6 +199,11 @@ pub(crate) struct Session {
     pub rooms: Vec<String>,
     acks: FuturesOrdered<BoxFuture<'static, Handled>>,
     sm_id: Option<String>,
+    /// Offline rows sent under XEP-0198 and not yet acknowledged: (row id, outbound number);
+    /// deleted once the client's `h` covers them, kept (and redelivered later) otherwise.
+    pub offline_unacked: Vec<(i64, u32)>,
+    /// Without XEP-0198: offline rows up to this id are deleted once the write succeeded.
+    pub offline_unflushed: Option<i64>,
     /// Login of a SCRAM exchange in progress, counted against the shared lock-out budget.
     scram_login: Option<String>,
 }
@@ -223,6 +228,8 @@ pub(crate) async fn run(hub: Arc<Hub>, conn: Conn, transport: Transport, cb: Cha
         rooms: Vec::new(),
         acks: FuturesOrdered::new(),
         sm_id: None,
+        offline_unacked: Vec::new(),
+        offline_unflushed: None,
         scram_login: None,
     };
     let ended = s.drive().await;
@@ -245,6 +252,7 @@ impl Session {
             if let Some(ended) = self.pump().await {
                 return ended;
             }
+            self.offline_delivered().await;
             let deadline = self
                 .stream
                 .poll_timeout()
@@ -520,6 +528,7 @@ impl Session {
         self.presence = t.presence;
         self.carbons = t.carbons;
         self.rooms = t.rooms;
+        self.offline_unacked = t.offline;
         self.hub.router.set_carbons(&full, t.carbons);
         for stanza in t.pending {
             let _ = self.stream.send_stanza(&stanza);
@@ -538,6 +547,7 @@ impl Session {
                 rooms,
                 state,
                 pending,
+                offline: std::mem::take(&mut self.offline_unacked),
                 presence: self.presence.take(),
                 carbons: self.carbons,
             });
@@ -600,7 +610,16 @@ impl Session {
         self.hub.router.unbind(&full, self.handle.conn);
         // unacknowledged and undelivered messages go to offline storage when no other
         // resource is there to read them
-        for text in self.stream.take_unacked() {
+        // copies of offline rows the client did not acknowledge stay in the database as rows
+        let first = self
+            .stream
+            .outbound_counters()
+            .map_or(0, |(acked, _)| acked.wrapping_add(1));
+        for (i, text) in self.stream.take_unacked().into_iter().enumerate() {
+            let n = first.wrapping_add(i as u32);
+            if self.offline_unacked.iter().any(|(_, at)| *at == n) {
+                continue;
+            }
             if let Ok(e) = text.parse::<Element>() {
                 leftover.push(e);
             }
@@ -643,6 +662,30 @@ impl Session {
                 &[("type", "unavailable"), ("from", &full)],
             );
             self.broadcast_presence(&p).await;
+        }
+    }
+}
+
+impl Session {
+    /// Deletes offline rows the client has received: without XEP-0198 once the write
+    /// succeeded (the caller just drained the output), with it once `h` covers them.
+    async fn offline_delivered(&mut self) {
+        let mut upto = self.offline_unflushed.take();
+        if let Some((acked, _)) = self.stream.outbound_counters() {
+            // n is covered when acked - n, as a signed distance, is not negative
+            let covered = self
+                .offline_unacked
+                .iter()
+                .take_while(|(_, n)| (acked.wrapping_sub(*n) as i32) >= 0)
+                .count();
+            if let Some((id, _)) = self.offline_unacked.drain(..covered).last() {
+                upto = upto.max(Some(id));
+            }
+        }
+        if let Some(id) = upto {
+            if let Err(e) = self.hub.store.delete_offline(&self.bare, id).await {
+                tracing::warn!(error = %e, "offline messages not deleted; they will come again");
+            }
         }
     }
 }

@@ -103,6 +103,10 @@ impl Sm {
         self.inbound_received
     }
 
+    pub fn outbound_acked(&self) -> u32 {
+        self.outbound_acked
+    }
+
     pub fn unacked_len(&self) -> usize {
         self.unacked.len()
     }

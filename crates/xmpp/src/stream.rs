@@ -515,6 +515,15 @@ impl ServerStream {
             .map(|s| (s.inbound_received(), s.inbound_handled()))
     }
 
+    /// XEP-0198 outbound counters `(acknowledged by the client, sent)` (mod 2^32); the
+    /// stanza sent as number `n` is acknowledged once `n - acknowledged` wraps past zero.
+    pub fn outbound_counters(&self) -> Option<(u32, u32)> {
+        self.sm.as_ref().map(|s| {
+            let acked = s.outbound_acked();
+            (acked, acked.wrapping_add(s.unacked_len() as u32))
+        })
+    }
+
     /// Outbound stanzas waiting for the client's acknowledgement.
     pub fn unacked_count(&self) -> usize {
         self.sm.as_ref().map(Sm::unacked_len).unwrap_or(0)
