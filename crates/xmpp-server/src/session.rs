@@ -678,7 +678,7 @@ impl Session {
                 .iter()
                 .take_while(|(_, n)| (acked.wrapping_sub(*n) as i32) >= 0)
                 .count();
-            if let Some((id, _)) = self.offline_unacked.drain(..covered).last() {
+            if let Some((id, _)) = self.offline_unacked.drain(..covered).next_back() {
                 upto = upto.max(Some(id));
             }
         }
