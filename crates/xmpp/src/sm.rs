@@ -48,9 +48,13 @@ pub(crate) struct Sm {
     unacked: VecDeque<String>,
     unacked_bytes: usize,
     since_request: u32,
-    /// a client `<r/>` waits for this many more confirmations, until the deadline
-    deferred: Option<(u32, Instant)>,
+    /// client `<r/>`s waiting, oldest first: each for this many more confirmations, until
+    /// its deadline (at most `MAX_DEFERRED`; more are merged into the newest)
+    deferred: VecDeque<(u32, Instant)>,
 }
+
+/// Most `<r/>` kept waiting separately; a pipelining client's later ones merge into the last.
+const MAX_DEFERRED: usize = 64;
 
 impl Sm {
     pub fn new(id: String, resume: bool) -> Self {
@@ -64,7 +68,7 @@ impl Sm {
             unacked: VecDeque::new(),
             unacked_bytes: 0,
             since_request: 0,
-            deferred: None,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -81,7 +85,7 @@ impl Sm {
             unacked: state.unacked.into(),
             unacked_bytes,
             since_request: 0,
-            deferred: None,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -156,8 +160,8 @@ impl Sm {
             }
         }
         self.inbound_handled = self.inbound_handled.wrapping_add(advanced);
-        if let Some((needed, deadline)) = self.deferred {
-            self.deferred = Some((needed.saturating_sub(advanced), deadline));
+        for (needed, _) in self.deferred.iter_mut() {
+            *needed = needed.saturating_sub(advanced);
         }
         count - left
     }
@@ -168,24 +172,33 @@ impl Sm {
         if outstanding == 0 {
             return Some(ack_xml(self.inbound_handled));
         }
-        // a second <r/> while one is deferred keeps the earlier deadline
-        let deadline = self.deferred.map(|(_, d)| d).unwrap_or(deadline);
-        self.deferred = Some((outstanding, deadline));
-        None
-    }
-
-    /// The deferred `<a/>`, if now due.
-    pub fn poll_deferred(&mut self, now: Instant) -> Option<String> {
-        let (needed, deadline) = self.deferred?;
-        if needed == 0 || now >= deadline {
-            self.deferred = None;
-            return Some(ack_xml(self.inbound_handled));
+        // Each <r/> is answered once the stanzas before *it* are confirmed, so a client that
+        // keeps pipelining is not starved until it pauses.
+        if self.deferred.len() >= MAX_DEFERRED {
+            if let Some(last) = self.deferred.back_mut() {
+                last.0 = outstanding;
+            }
+        } else {
+            self.deferred.push_back((outstanding, deadline));
         }
         None
     }
 
+    /// The deferred `<a/>`, if now due: one ack answers every waiting `<r/>` it satisfies.
+    pub fn poll_deferred(&mut self, now: Instant) -> Option<String> {
+        let mut due = false;
+        while let Some(&(needed, deadline)) = self.deferred.front() {
+            if needed != 0 && now < deadline {
+                break;
+            }
+            self.deferred.pop_front();
+            due = true;
+        }
+        due.then(|| ack_xml(self.inbound_handled))
+    }
+
     pub fn deferred_deadline(&self) -> Option<Instant> {
-        self.deferred.map(|(_, d)| d)
+        self.deferred.front().map(|&(_, d)| d)
     }
 
     /// A client `<a h=…/>`: trim the outbound queue.

@@ -64,9 +64,22 @@ impl Server {
                 )
             }
         };
+        let mut s = Server {
+            base: String::new(),
+            data_dir,
+            db_url,
+            child: None,
+            banner: Vec::new(),
+        };
+        s.spawn(extra_env);
+        s
+    }
+
+    /// Starts `iris serve` on this data directory and database; waits for the banner.
+    fn spawn(&mut self, extra_env: &[(&str, &str)]) {
         let mut cmd = Command::new(bin());
-        cmd.arg("serve").arg("--data-dir").arg(&data_dir);
-        for (k, v) in base_env(db_url.as_deref()) {
+        cmd.arg("serve").arg("--data-dir").arg(&self.data_dir);
+        for (k, v) in base_env(self.db_url.as_deref()) {
             cmd.env(k, v);
         }
         for (k, v) in extra_env {
@@ -107,13 +120,31 @@ impl Server {
             banner.push(line);
         }
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        Server {
-            base: base.unwrap_or_default(),
-            data_dir,
-            db_url,
-            child: Some(child),
-            banner,
+        self.base = base.unwrap_or_default();
+        self.child = Some(child);
+        self.banner = banner;
+    }
+
+    /// SIGKILL (`kill -9`): no shutdown, no flush; waits until the process is gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
+    }
+
+    /// Starts the server again on the same data directory and database (new ports).
+    pub fn restart(&mut self, extra_env: &[(&str, &str)]) {
+        self.kill9();
+        self.spawn(extra_env);
+    }
+
+    /// `wss://…/xmpp-websocket` on the HTTPS listener.
+    pub fn xmpp_websocket(&self) -> String {
+        format!(
+            "{}/xmpp-websocket",
+            self.base.replacen("https://", "wss://", 1)
+        )
     }
 
     /// Runs `iris <args>` against the same data directory and database.

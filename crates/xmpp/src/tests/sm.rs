@@ -92,6 +92,30 @@ fn xep0198_4_deferred_ack_is_sent_with_confirmed_count_at_the_deadline() {
 }
 
 #[test]
+fn xep0198_4_pipelining_client_gets_each_r_answered_once_its_stanzas_are_confirmed() {
+    // <r/> after every two messages while more keep arriving: the first <r/> is answered
+    // when the first two are confirmed, not when the client finally pauses
+    let mut h = sm_stream(Transport::WebSocket);
+    let r = "<r xmlns='urn:xmpp:sm:3'/>";
+    for _ in 0..3 {
+        h.send(MSG);
+        h.send(MSG);
+        assert_eq!(text(&h.send(r)), "");
+    }
+    assert_eq!(h.s.ack_inbound(1), 1);
+    assert_eq!(text(&h.drain()), "", "first <r/> still needs one more");
+    assert_eq!(h.s.ack_inbound(2), 2);
+    assert_eq!(text(&h.drain()), "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    assert_eq!(h.s.ack_inbound(3), 3);
+    assert_eq!(
+        text(&h.drain()),
+        "<a xmlns='urn:xmpp:sm:3' h='6'/>",
+        "one <a/> answers both remaining requests"
+    );
+    assert_eq!(h.s.poll_timeout(), None);
+}
+
+#[test]
 fn xep0198_4_machine_handled_session_iq_counts_in_order() {
     let mut h = sm_stream(Transport::DirectTls);
     h.send(MSG);
