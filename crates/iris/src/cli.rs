@@ -52,6 +52,22 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print every flow firewalls must allow for this configuration (direction, protocol,
+    /// ports, DNS names, purpose), per deployment profile, with client ephemeral port ranges.
+    Ports(PortsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PortsArgs {
+    /// table (for people), nft (an `nft -f` ruleset with one address set per DNS name) or json.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::ports::Format,
+    /// Only these deployment profiles (repeatable; default: all).
+    #[arg(long, value_enum)]
+    pub profile: Vec<crate::ports::Profile>,
+    /// Do not resolve DNS names into the nftables sets and JSON (leave the sets empty).
+    #[arg(long)]
+    pub no_resolve: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +157,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("configuration is valid:\n{config:#?}");
         }
         Command::Config(ConfigCommand::Example) => {}
+        Command::Ports(args) => {
+            let text =
+                crate::ports::run(&config, args.format, &args.profile, !args.no_resolve).await;
+            print!("{text}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod logging;
+mod ports;
 mod secrets;
 mod serve;
 mod user_cmd;
