@@ -128,7 +128,8 @@ server() {
   ip -n "$SRV" addr add "$SERVER_IP/24" dev wan0
   local data="$WORK/data-$1"
   local env=(IRIS_DOMAIN=$NAME IRIS_RELAY__PUBLIC_NAME=$NAME "IRIS_RELAY__RELAY_IPS=[\"$SERVER_IP\"]"
-    IRIS_AUTH__ARGON2_MEMORY_KIB=1024 IRIS_AUTH__ARGON2_PASSES=1 IRIS_HTTP__HSTS=false)
+    IRIS_AUTH__ARGON2_MEMORY_KIB=1024 IRIS_AUTH__ARGON2_PASSES=1 IRIS_HTTP__HSTS=false
+    IRIS_HTTP__DRAIN_TIMEOUT_SECS=1)
   ip netns exec "$SRV" env "${env[@]}" "$IRIS" serve --data-dir "$data" > "$WORK/server-$1.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q "is running" "$WORK/server-$1.log" 2>/dev/null && break; sleep 0.1; done
@@ -208,22 +209,23 @@ for s in "${SCENARIOS[@]}"; do
   call=$(cd "$ROOT/tests/browser" && IRIS_BASE_URL="https://$NAME" LAB_NS_A="$A" LAB_NS_B="$B" \
     LAB_LOGIN_A="alice@$NAME" LAB_PASSWORD_A=alice-password LAB_LOGIN_B="bob@$NAME" LAB_PASSWORD_B=bob-password \
     LAB_PROXY_A="$PROXY_A" LAB_PROXY_B="$PROXY_B" LAB_RESOLVE="$NAME=$SERVER_IP" LAB_MOVE_CMD="$MOVE" \
-    timeout 150 node lab-call.mjs 2> "$WORK/call-$s.err" | tail -n1)
+    timeout 170 node lab-call.mjs 2> "$WORK/call-$s.err" | tail -n1)
   set -e
   field() { node -e 'let r={};try{r=JSON.parse(process.argv[1])}catch(e){};const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],r);console.log(v==null?"-":v)' "$call" "$1"; }
-  call_ok=$(field ok); ttfm=$(field ttfm_ms); gap=$(field gap_ms); pair="$(field a.local) ⇄ $(field a.remote)"
+  call_ok=$(field ok); chat=$(field chat_ms); ttfm=$(field ttfm_ms); gap=$(field gap_ms); pair="$(field a.local) ⇄ $(field a.remote)"
   [ "$call_ok" = true ] || { log "$s: call failed: $(field error)"; tail -n 20 "$WORK/call-$s.err" >&2; }
+  log "$s: call $call"
   [ "$s" != S7 ] || [ "$gap" != "-" ] || call_ok=false
   status=pass
   { [ "$nc_ok" = yes ] && [ "$call_ok" = true ]; } || { status=FAIL; FAILED=1; }
-  ROWS+=("$s|$status|$code ${summary:0:70}|$call_ok|$ttfm|$gap|$pair|$(( $(date +%s) - t0 ))")
+  ROWS+=("$s|$status|$code ${summary:0:70}|$chat|$call_ok|$ttfm|$gap|$pair|$(( $(date +%s) - t0 ))")
   teardown
 done
 
 printf '\nIris network lab (issue 6)\n'
-printf '%-3s %-5s %-74s %-5s %-9s %-8s %-34s %s\n' scen result "netcheck (exit, verdict)" media "TTFM ms" "gap ms" "A's selected pair (local ⇄ remote)" "s"
+printf '%-4s %-6s %-74s %-8s %-6s %-8s %-7s %-26s %s\n' scen result "netcheck (exit, verdict)" "chat ms" media "TTFM ms" "gap ms" "A's pair (local ⇄ remote)" "s"
 for row in "${ROWS[@]}"; do
-  IFS='|' read -r s st nc ok ttfm gap pair secs <<< "$row"
-  printf '%-3s %-5s %-74s %-5s %-9s %-8s %-34s %s\n' "$s" "$st" "$nc" "$ok" "$ttfm" "$gap" "$pair" "$secs"
+  IFS='|' read -r s st nc chat ok ttfm gap pair secs <<< "$row"
+  printf '%-4s %-6s %-74s %-8s %-6s %-8s %-7s %-26s %s\n' "$s" "$st" "$nc" "$chat" "$ok" "$ttfm" "$gap" "$pair" "$secs"
 done
 exit $FAILED

@@ -77,10 +77,7 @@ pub async fn request(
 /// Decodes a chunked body (stops at the first malformed chunk).
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(raw.get(..eol).unwrap_or_default()).into_owned();
         let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
         else {

@@ -123,11 +123,8 @@ pub async fn bounce(a: &mut Link, b: &mut Link, plan: Plan) -> Quality {
         loop {
             let Ok(frame) = b.rx.recv().await else { return };
             match channel_payload(&frame).and_then(|p| p.first()) {
-                Some(b'E') => {
-                    if b.tx.send(&frame).await.is_err() {
-                        return;
-                    }
-                }
+                Some(b'E') if b.tx.send(&frame).await.is_err() => return,
+                Some(b'E') => {}
                 Some(b'R') => {
                     ramp_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
                 }

@@ -670,8 +670,10 @@ mod tests {
 
     #[test]
     fn flows_follow_the_configuration() {
-        let mut config = Config::default();
-        config.domain = "chat.example.com".into();
+        let mut config = Config {
+            domain: "chat.example.com".into(),
+            ..Config::default()
+        };
         config.http.public_port = Some(8443);
         config.relay.servers = vec![iris_relay::RelayServer {
             name: "turn-eu1.example.com".into(),
