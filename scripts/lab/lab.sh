@@ -142,7 +142,7 @@ server() {
 # Builds scenario $1: sets A, B (client namespaces), PROXY_A/B, MOVE.
 build() {
   NET="${P}-inet"; SRV="${P}-srv"; RA="${P}-ra"; RB="${P}-rb"; A="${P}-a"; B="${P}-b"
-  PROXY_A=""; PROXY_B=""; MOVE=""; HOSTS_A=1
+  PROXY_A=""; PROXY_B=""; MOVE=""
   netns "$NET"
   ip -n "$NET" link add br0 type bridge; ip -n "$NET" link set br0 up
   server "$1"
@@ -168,7 +168,11 @@ build() {
   done
   if [ "$1" = S5 ]; then
     proxy "$RA" 10.1.0.1; proxy "$RB" 10.2.0.1
-    PROXY_A=http://10.1.0.1:3128; PROXY_B=http://10.2.0.1:3128; HOSTS_A=0   # no DNS either
+    PROXY_A=http://10.1.0.1:3128; PROXY_B=http://10.2.0.1:3128
+    # No external DNS either: the clients' resolver knows no iris.lab and answers at once.
+    for ns in "$A" "$B"; do
+      mkdir -p "/etc/netns/$ns"; printf '127.0.0.1 localhost\n' > "/etc/netns/$ns/hosts"; : > "/etc/netns/$ns/resolv.conf"
+    done
   else
     hosts "$A"; hosts "$B"
   fi

@@ -199,6 +199,10 @@ async fn netcheck_verdicts_against_a_real_server() {
         progress.contains("[ok] WebSocket      proxy"),
         "WebSocket upgrade through the proxy: {progress}"
     );
+    assert!(
+        progress.contains("[ok] parallel       proxy   8 TLS tunnels"),
+        "R-27 tunnels: {progress}"
+    );
     assert_eq!(
         path_ok(&r, "proxy-tls"),
         Some(true),

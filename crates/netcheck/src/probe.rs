@@ -8,6 +8,9 @@ use crate::verdict::{self, MediaPath};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// Tunnels one client holds at once through a proxy: 1 WSS + 6 HTTPS + 1 media.
+pub const PARALLEL_TUNNELS: usize = 8;
+
 /// How to log in to get TURN credentials.
 #[derive(Debug, Clone, Default)]
 pub enum Auth {
@@ -177,7 +180,32 @@ impl Ctx<'_> {
             Err(e) => Err(e),
         };
         self.report.findings.websocket |= ws.is_ok();
-        self.record("WebSocket", via, t, ws)
+        let ok = self.record("WebSocket", via, t, ws);
+        if ok && via_proxy {
+            self.proxy_capacity().await;
+        }
+        ok
+    }
+
+    /// a client holds one WSS tunnel, parallel HTTPS and one tunnel per relayed media
+    /// stream at once; checks the proxy lets [`PARALLEL_TUNNELS`] TLS tunnels open together.
+    async fn proxy_capacity(&mut self) {
+        let t = Instant::now();
+        let opens = (0..PARALLEL_TUNNELS)
+            .map(|_| self.tls_stream(&self.host, self.port, true, &[b"http/1.1"]));
+        let results = futures_util::future::join_all(opens).await;
+        let open = results.iter().filter(|r| r.is_ok()).count();
+        self.report.findings.proxy_tunnels = Some((open, PARALLEL_TUNNELS));
+        let r = if open == PARALLEL_TUNNELS {
+            Ok(format!(
+                "{open} TLS tunnels open at once (1 WSS + 6 HTTPS + 1 media)"
+            ))
+        } else {
+            Err(format!(
+                "only {open} of {PARALLEL_TUNNELS} parallel tunnels opened"
+            ))
+        };
+        self.record("parallel", "proxy", t, r);
     }
 
     /// Login (or token) then `GET /api/v1/ice-servers`: TURN URLs and credentials.

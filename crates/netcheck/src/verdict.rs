@@ -51,6 +51,8 @@ pub struct Findings {
     pub paths: Vec<(MediaPath, u16, bool)>,
     pub quality: Option<Quality>,
     pub proxy: bool,
+    /// Parallel tunnels the proxy let one client open, of those tried.
+    pub proxy_tunnels: Option<(usize, usize)>,
 }
 
 impl Findings {
@@ -201,6 +203,9 @@ pub fn decide(f: &Findings) -> Verdict {
     }
     if f.stun_udp == Some(false) && f.credentials && f.works(MediaPath::Udp) {
         notes.push("STUN binding failed although TURN over UDP works".into());
+    }
+    if let Some((open, tried)) = f.proxy_tunnels.filter(|(o, t)| o < t) {
+        notes.push(format!("the proxy allowed only {open} of {tried} parallel tunnels per client: size it for one WSS + parallel HTTPS + one tunnel per media stream (R-27)"));
     }
     let quality_problems = f
         .quality
@@ -393,6 +398,24 @@ mod tests {
             "{v:?}"
         );
         assert_eq!(VerdictCode::Unreachable.exit_code(), 3);
+    }
+
+    #[test]
+    fn r27_a_proxy_that_limits_tunnels_is_named() {
+        let mut f = base();
+        f.proxy = true;
+        f.https_proxy = Some(true);
+        f.paths = vec![(MediaPath::Udp, 3478, true)];
+        f.proxy_tunnels = Some((4, 8));
+        let v = decide(&f);
+        assert!(
+            v.notes
+                .iter()
+                .any(|n| n.contains("only 4 of 8") && n.contains("R-27")),
+            "{v:?}"
+        );
+        f.proxy_tunnels = Some((8, 8));
+        assert!(!decide(&f).notes.iter().any(|n| n.contains("R-27")));
     }
 
     #[test]
