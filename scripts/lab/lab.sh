@@ -54,7 +54,8 @@ teardown() {
   done
   NSS=()
 }
-trap 'teardown; rm -rf "$WORK"' EXIT
+# LAB_KEEP=1 keeps $WORK (server logs, netcheck reports, browser output) for debugging.
+trap 'teardown; [ -n "${LAB_KEEP:-}" ] && echo "lab files kept in $WORK" >&2 || rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 netns() { run ip netns add "$1"; NSS+=("$1"); ip -n "$1" link set lo up; }
