@@ -52,6 +52,76 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print every flow firewalls must allow for this configuration (direction, protocol,
+    /// ports, DNS names, purpose), per deployment profile, with client ephemeral port ranges.
+    Ports(PortsArgs),
+    /// Check from this network whether Iris at SERVER will work, and what to open otherwise.
+    #[command(long_about = NETCHECK_HELP)]
+    Netcheck(NetcheckArgs),
+}
+
+const NETCHECK_HELP: &str = "Check from this network whether Iris at SERVER will work, and what to open otherwise.\n\n\
+Probes DNS, TCP/TLS 443, HTTPS, the WebSocket upgrade, TCP 80, STUN on UDP 3478, then (with a login)\n\
+TURN allocations exchanging data over UDP 3478, TLS 443, TCP 80/3478 and, with --proxy, TURN\n\
+tunnelled through the proxy with CONNECT to 443 and 80. The first working media path is measured\n\
+(RTT, jitter, loss, a bitrate ramp) against SPEC §7. Progress goes to stderr, the verdict to stdout.\n\n\
+Exit codes:\n  \
+0  everything works: media over UDP within the voice limits\n  \
+1  works, degraded: media only over TCP/TLS or through the proxy, or beyond the limits\n  \
+2  messaging works but no media path reaches the relay: calls fail\n  \
+3  Iris is unreachable (DNS, HTTPS or WebSocket fail)\n  \
+4  media not checked (no --user/--token, or login refused)\n  \
+64 usage error\n\n\
+Example: iris netcheck https://chat.example.com --user alice@example.com --proxy http://proxy:3128";
+
+#[derive(Debug, Args)]
+pub struct NetcheckArgs {
+    /// The Iris server: https://host[:port] or host.
+    pub server: String,
+    /// HTTP proxy to test through as well: http://[user:password@]host:port.
+    #[arg(long)]
+    pub proxy: Option<String>,
+    /// Login whose TURN credentials are used (password from IRIS_PASSWORD, --password-file or
+    /// a prompt).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// File whose first line is the password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// An access token instead of --user.
+    #[arg(long, env = "IRIS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Accept any server certificate (a server with a generated self-signed certificate).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Trust the certificates of this PEM file too (a private CA, a self-signed certificate).
+    #[arg(long, conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Use this UDP port for the relay instead of the one the server advertises.
+    #[arg(long)]
+    pub udp_port: Option<u16>,
+    /// Seconds each connection attempt or STUN transaction may take.
+    #[arg(long, default_value = "3")]
+    pub timeout: u64,
+    /// Fewer echo probes and no bitrate ramp.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PortsArgs {
+    /// table (for people), nft (an `nft -f` ruleset with one address set per DNS name) or json.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::ports::Format,
+    /// Only these deployment profiles (repeatable; default: all).
+    #[arg(long, value_enum)]
+    pub profile: Vec<crate::ports::Profile>,
+    /// Do not resolve DNS names into the nftables sets and JSON (leave the sets empty).
+    #[arg(long)]
+    pub no_resolve: bool,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +194,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         print!("{}", config::EXAMPLE);
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Netcheck(args) = cli.command {
+        return crate::netcheck_cmd::run(args).await;
+    }
     let config = config::load(cli.global.config.as_deref(), &overrides)
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
@@ -140,7 +213,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check) => {
             println!("configuration is valid:\n{config:#?}");
         }
-        Command::Config(ConfigCommand::Example) => {}
+        Command::Config(ConfigCommand::Example) | Command::Netcheck(_) => {}
+        Command::Ports(args) => {
+            let text =
+                crate::ports::run(&config, args.format, &args.profile, !args.no_resolve).await;
+            print!("{text}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

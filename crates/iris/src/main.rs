@@ -4,6 +4,8 @@
 mod cli;
 mod config;
 mod logging;
+mod netcheck_cmd;
+mod ports;
 mod secrets;
 mod serve;
 mod user_cmd;

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Enterprise-network lab (issue 6): builds each scenario from Linux network namespaces, veth
+# pairs, a bridge as "the Internet", nftables NAT and filtering on per-site routers and Debian's
+# tinyproxy, runs `iris serve` in a server namespace (443, 80, 3478 as root), checks
+# `iris netcheck`'s verdict from a client namespace, then makes a 1:1 video call between two
+# headless Chromium instances in the client namespaces (tests/browser/lab-call.mjs) and prints a
+# table: verdict, time to first media, media gap (S7), selected candidate pair.
+#
+#   S1 both clients on one LAN          S5 no direct outbound traffic, only an HTTP proxy
+#   S2 each client behind its own NAT   (CONNECT to 443 and 80)
+#   S3 only TCP 443 and UDP 3478 to     S6 symmetric NAT (fully random source ports)
+#      the server                       S7 a client's address changes mid-call
+#   S4 no UDP at all
+#
+# Usage: sudo scripts/lab/lab.sh [S1 … S7]   (default: all). Needs root, ip, nft, tinyproxy,
+# node + tests/browser/node_modules (npm ci --prefix tests/browser), /usr/bin/chromium and a
+# built `iris` (IRIS=path, default target/debug/iris). Exit status 0 only if every scenario
+# passed. Everything it creates carries a unique prefix and is removed on exit (trap).
+#
+# Addresses: "Internet" 11.0.0.0/24 (server 11.0.0.1 = iris.lab, site routers .11 and .12),
+# site LANs 10.1.0.0/24 and 10.2.0.0/24 (router .1, clients .2).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+IRIS=${IRIS:-$ROOT/target/debug/iris}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(S1 S2 S3 S4 S5 S6 S7)
+P="l$(( $$ % 100000 ))"          # unique prefix (interface names stay under 15 characters)
+WORK=$(mktemp -d /tmp/iris-lab-XXXXXX)
+SERVER_IP=11.0.0.1
+NAME=iris.lab
+STEP=${LAB_STEP_TIMEOUT:-20}    # seconds any single setup step may take
+
+for tool in ip nft tinyproxy node; do
+  command -v "$tool" >/dev/null || { echo "SKIPPED lab: $tool not installed"; exit 0; }
+done
+[ "$(id -u)" = 0 ] || { echo "SKIPPED lab: needs root (network namespaces)"; exit 0; }
+[ -x "$IRIS" ] || { echo "lab: $IRIS not built (cargo build -p iris)"; exit 2; }
+[ -d "$ROOT/tests/browser/node_modules/playwright-core" ] || { echo "lab: npm ci --prefix tests/browser first"; exit 2; }
+
+NSS=()
+PIDS=()
+log() { echo "[lab $(date +%T)] $*" >&2; }
+run() { timeout "$STEP" "$@"; }
+
+teardown() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do timeout 5 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true; done
+  PIDS=()
+  for ns in "${NSS[@]}"; do
+    # Processes still inside a namespace (browsers) end with it.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "/etc/netns/$ns"
+  done
+  NSS=()
+}
+# LAB_KEEP=1 keeps $WORK (server logs, netcheck reports, browser output) for debugging.
+trap 'teardown; [ -n "${LAB_KEEP:-}" ] && echo "lab files kept in $WORK" >&2 || rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+netns() { run ip netns add "$1"; NSS+=("$1"); ip -n "$1" link set lo up; }
+
+# veth between namespace $1 (named $2 there) and namespace $3 (named $4 there, master $5).
+link() {
+  local a="${P}x$RANDOM" b="${P}y$RANDOM"
+  run ip link add "$a" type veth peer name "$b"
+  ip link set "$a" netns "$1"; ip -n "$1" link set "$a" name "$2"; ip -n "$1" link set "$2" up
+  ip link set "$b" netns "$3"; ip -n "$3" link set "$b" name "$4"
+  [ -z "${5:-}" ] || ip -n "$3" link set "$4" master "$5"
+  ip -n "$3" link set "$4" up
+}
+
+hosts() { mkdir -p "/etc/netns/$1"; printf '127.0.0.1 localhost\n%s %s\n' "$SERVER_IP" "$NAME" > "/etc/netns/$1/hosts"; }
+
+# A site: router namespace $1 with WAN address $2 and LAN 10.$3.0.0/24 (bridge lan0).
+site() {
+  netns "$1"
+  link "$1" wan0 "$NET" "w$3" br0
+  ip -n "$1" addr add "$2/24" dev wan0
+  ip -n "$1" link add lan0 type bridge; ip -n "$1" link set lan0 up
+  ip -n "$1" addr add "10.$3.0.1/24" dev lan0
+  ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=1
+  hosts "$1"
+}
+
+# Client namespace $1 on router $2's LAN 10.$3.0.0/24 with host number $4.
+client() {
+  netns "$1"
+  link "$1" eth0 "$2" "c$4" lan0
+  ip -n "$1" addr add "10.$3.0.$4/24" dev eth0
+  ip -n "$1" route add default via "10.$3.0.1"
+}
+
+# Router $1's NAT and filter: $2 = masquerade options, $3 = forward policy, $4 = forward rules.
+firewall() {
+  cat > "$WORK/$1.nft" <<NFT
+table ip lab {
+  chain nat_out { type nat hook postrouting priority 100; oifname "wan0" masquerade $2; }
+  chain filter_forward {
+    type filter hook forward priority 0; policy $3;
+    ct state established,related accept
+    $4
+  }
+}
+NFT
+  run ip netns exec "$1" nft -f "$WORK/$1.nft"
+}
+
+proxy() { # tinyproxy on router $1's LAN address $2:3128, CONNECT to 443 and 80 only.
+  cat > "$WORK/$1-tinyproxy.conf" <<CONF
+Port 3128
+Listen $2
+Timeout 120
+MaxClients 100
+Allow 10.0.0.0/8
+LogLevel Warning
+ConnectPort 443
+ConnectPort 80
+CONF
+  ip netns exec "$1" tinyproxy -d -c "$WORK/$1-tinyproxy.conf" > "$WORK/$1-tinyproxy.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do ip netns exec "$1" bash -c "echo > /dev/tcp/$2/3128" 2>/dev/null && return 0; sleep 0.1; done
+  log "tinyproxy did not start"; return 1
+}
+
+server() {
+  netns "$SRV"
+  link "$SRV" wan0 "$NET" srv br0
+  ip -n "$SRV" addr add "$SERVER_IP/24" dev wan0
+  local data="$WORK/data-$1"
+  local env=(IRIS_DOMAIN=$NAME IRIS_RELAY__PUBLIC_NAME=$NAME "IRIS_RELAY__RELAY_IPS=[\"$SERVER_IP\"]"
+    IRIS_AUTH__ARGON2_MEMORY_KIB=1024 IRIS_AUTH__ARGON2_PASSES=1 IRIS_HTTP__HSTS=false
+    IRIS_HTTP__DRAIN_TIMEOUT_SECS=1)
+  ip netns exec "$SRV" env "${env[@]}" "$IRIS" serve --data-dir "$data" > "$WORK/server-$1.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q "is running" "$WORK/server-$1.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "is running" "$WORK/server-$1.log" || { log "iris serve did not start"; cat "$WORK/server-$1.log" >&2; return 1; }
+  for u in alice bob; do
+    run env "${env[@]}" "$IRIS" user add "$u@$NAME" --password "$u-password" --data-dir "$data" >/dev/null
+  done
+}
+
+# Builds scenario $1: sets A, B (client namespaces), PROXY_A/B, MOVE.
+build() {
+  NET="${P}-inet"; SRV="${P}-srv"; RA="${P}-ra"; RB="${P}-rb"; A="${P}-a"; B="${P}-b"
+  PROXY_A=""; PROXY_B=""; MOVE=""
+  netns "$NET"
+  ip -n "$NET" link add br0 type bridge; ip -n "$NET" link set br0 up
+  server "$1"
+  site "$RA" 11.0.0.11 1
+  client "$A" "$RA" 1 2
+  if [ "$1" = S1 ]; then
+    client "$B" "$RA" 1 3
+  else
+    site "$RB" 11.0.0.12 2
+    client "$B" "$RB" 2 2
+  fi
+  local lan='iifname "lan0" oifname "wan0"'
+  local routers=("$RA"); [ "$1" = S1 ] || routers+=("$RB")
+  for r in "${routers[@]}"; do
+    case "$1" in
+      S1|S2|S7) firewall "$r" "" accept "" ;;
+      S3) firewall "$r" "" drop "$lan ip daddr $SERVER_IP tcp dport 443 accept
+    $lan ip daddr $SERVER_IP udp dport 3478 accept" ;;
+      S4) firewall "$r" "" accept "meta l4proto udp drop" ;;
+      S5) firewall "$r" "" drop "" ;;
+      S6) firewall "$r" "fully-random" accept "" ;;
+    esac
+  done
+  if [ "$1" = S5 ]; then
+    proxy "$RA" 10.1.0.1; proxy "$RB" 10.2.0.1
+    PROXY_A=http://10.1.0.1:3128; PROXY_B=http://10.2.0.1:3128
+    # No external DNS either: the clients' resolver knows no iris.lab and answers at once.
+    for ns in "$A" "$B"; do
+      mkdir -p "/etc/netns/$ns"; printf '127.0.0.1 localhost\n' > "/etc/netns/$ns/hosts"; : > "/etc/netns/$ns/resolv.conf"
+    done
+  else
+    hosts "$A"; hosts "$B"
+  fi
+  if [ "$1" = S7 ]; then
+    MOVE="ip netns exec $A sh -c 'ip addr flush dev eth0 && ip addr add 10.1.0.7/24 dev eth0 && ip route replace default via 10.1.0.1'"
+  fi
+}
+
+# What netcheck must say in each scenario: exit code and the start of the summary.
+expected() {
+  case "$1" in
+    S1|S2|S3|S6|S7) echo "0|All good — calls use UDP 3478" ;;
+    S4) echo "1|UDP blocked — calls will use TURN over TLS 443; expect higher latency under loss" ;;
+    S5) echo "1|No direct outbound traffic — calls will use TURN over TLS through the proxy 443" ;;
+  esac
+}
+
+ROWS=()
+FAILED=0
+for s in "${SCENARIOS[@]}"; do
+  t0=$(date +%s)
+  log "== $s: building"
+  build "$s"
+  # netcheck from client A.
+  exp=$(expected "$s"); exp_code=${exp%%|*}; exp_text=${exp#*|}
+  args=(netcheck "https://$NAME" --user "alice@$NAME" --insecure --quick --json --timeout 2)
+  [ -z "$PROXY_A" ] || args+=(--proxy "$PROXY_A")
+  set +e
+  IRIS_PASSWORD=alice-password timeout 120 ip netns exec "$A" "$IRIS" "${args[@]}" > "$WORK/netcheck-$s.json" 2> "$WORK/netcheck-$s.err"
+  code=$?
+  set -e
+  summary=$(node -e 'try{const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(r.verdict.summary)}catch(e){console.log("no report")}' "$WORK/netcheck-$s.json")
+  nc_ok=no
+  if [ "$code" = "$exp_code" ] && [[ "$summary" == "$exp_text"* ]]; then nc_ok=yes; fi
+  [ "$nc_ok" = yes ] || { log "$s: netcheck exit $code, summary: $summary (expected $exp_code: $exp_text)"; cat "$WORK/netcheck-$s.err" >&2; }
+  # The call.
+  set +e
+  call=$(cd "$ROOT/tests/browser" && IRIS_BASE_URL="https://$NAME" LAB_NS_A="$A" LAB_NS_B="$B" \
+    LAB_LOGIN_A="alice@$NAME" LAB_PASSWORD_A=alice-password LAB_LOGIN_B="bob@$NAME" LAB_PASSWORD_B=bob-password \
+    LAB_PROXY_A="$PROXY_A" LAB_PROXY_B="$PROXY_B" LAB_RESOLVE="$NAME=$SERVER_IP" LAB_MOVE_CMD="$MOVE" \
+    timeout 170 node lab-call.mjs 2> "$WORK/call-$s.err" | tail -n1)
+  set -e
+  field() { node -e 'let r={};try{r=JSON.parse(process.argv[1])}catch(e){};const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],r);console.log(v==null?"-":v)' "$call" "$1"; }
+  call_ok=$(field ok); chat=$(field chat_ms); ttfm=$(field ttfm_ms); gap=$(field gap_ms); pair="$(field a.local) ⇄ $(field a.remote)"
+  [ "$call_ok" = true ] || { log "$s: call failed: $(field error)"; tail -n 20 "$WORK/call-$s.err" >&2; }
+  log "$s: call $call"
+  [ "$s" != S7 ] || [ "$gap" != "-" ] || call_ok=false
+  status=pass
+  { [ "$nc_ok" = yes ] && [ "$call_ok" = true ]; } || { status=FAIL; FAILED=1; }
+  ROWS+=("$s|$status|$code ${summary:0:70}|$chat|$call_ok|$ttfm|$gap|$pair|$(( $(date +%s) - t0 ))")
+  teardown
+done
+
+printf '\nIris network lab (issue 6)\n'
+printf '%-4s %-6s %-74s %-8s %-6s %-8s %-7s %-26s %s\n' scen result "netcheck (exit, verdict)" "chat ms" media "TTFM ms" "gap ms" "A's pair (local ⇄ remote)" "s"
+for row in "${ROWS[@]}"; do
+  IFS='|' read -r s st nc chat ok ttfm gap pair secs <<< "$row"
+  printf '%-4s %-6s %-74s %-8s %-6s %-8s %-7s %-26s %s\n' "$s" "$st" "$nc" "$chat" "$ok" "$ttfm" "$gap" "$pair" "$secs"
+done
+exit $FAILED
