@@ -2,10 +2,13 @@
 //! tokio driver over str0m ([`unit`]). Signalling lives in the XMPP server; this crate takes
 //! SDP offers and hands back answers and notices.
 
+pub mod bridge;
 pub mod config;
 pub mod room;
+pub mod signal;
 pub mod unit;
 
+pub use bridge::Bridge;
 pub use config::ConferenceConfig;
 pub use room::{Layer, ParticipantId, Publishing, TrackKind, View, ViewMode};
 pub use unit::{start, ConferenceHandle, Member, MidKind, Notice, Offer};

@@ -61,9 +61,6 @@ fn talk(room: &mut Room, who: u64, others: &[u64], t: &mut Instant, ms: u64) {
             room.audio_level(*o, 127, *t);
         }
         *t += Duration::from_millis(20);
-        if (t.elapsed().as_millis() / 20) % 5 == 0 {
-            room.handle_timeout(*t);
-        }
         room.handle_timeout(*t);
     }
 }

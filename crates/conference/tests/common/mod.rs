@@ -226,7 +226,7 @@ fn run(
                     else {
                         break;
                     };
-                    let key = want_key[i] || frame % 90 == 0;
+                    let key = want_key[i] || frame.is_multiple_of(90);
                     want_key[i] = false;
                     let mut data = vec![0_u8; FRAME_SIZES[i]];
                     data[0] = if key { 0x00 } else { 0x01 };
@@ -308,8 +308,8 @@ fn run(
         socket
             .set_read_timeout(Some(wake - now))
             .expect("read timeout");
-        match socket.recv_from(&mut buf) {
-            Ok((n, source)) => {
+        if let Ok((n, source)) = socket.recv_from(&mut buf) {
+            {
                 if let Ok(contents) = buf[..n].try_into() {
                     let _ = rtc.handle_input(Input::Receive(
                         Instant::now(),
@@ -322,7 +322,6 @@ fn run(
                     ));
                 }
             }
-            Err(_) => {}
         }
         let _ = rtc.handle_input(Input::Timeout(Instant::now()));
     }
