@@ -402,6 +402,9 @@ impl Session {
                 return Err(Failure::BadRequest);
             };
             if j.domain == self.hub.muc_domain {
+                if let Some(r) = self.room_extension_iq(iq, &payload, &j).await {
+                    return r;
+                }
                 return self.muc_iq(iq, &payload, &j).await;
             }
             if !self.hub.is_local_user(&j) {

@@ -20,6 +20,8 @@ pub(crate) struct Hub {
     pub muc_domain: String,
     /// XEP-0045 room occupants.
     pub rooms: crate::muc::Rooms,
+    /// Room IQ extensions (conference signalling).
+    pub extensions: crate::extension::Extensions,
     pub config: XmppConfig,
     pub core: Arc<iris_xmpp::Config>,
     pub router: Arc<dyn Router>,
@@ -81,6 +83,7 @@ impl Hub {
             domain,
             muc_domain,
             rooms: crate::muc::Rooms::default(),
+            extensions: crate::extension::Extensions::default(),
             config,
             core,
             router,

@@ -17,6 +17,7 @@
 mod archive;
 pub mod config;
 mod error;
+pub mod extension;
 mod handlers;
 mod hub;
 mod listen;
@@ -149,6 +150,18 @@ impl XmppHandle {
     /// `xmpp`), `GET /.well-known/host-meta` and `/.well-known/host-meta.json` (XEP-0156).
     pub fn router(&self) -> axum::Router {
         ws::router(self.hub.clone())
+    }
+
+    /// Registers a handler for room IQs in its namespace (see [`extension`]).
+    pub fn register_room_extension(&self, ext: Arc<dyn extension::RoomExtension>) {
+        self.hub.extensions.register(ext);
+    }
+
+    /// Sends stanzas to bound sessions on behalf of an extension.
+    pub fn pusher(&self) -> extension::Pusher {
+        extension::Pusher {
+            hub: self.hub.clone(),
+        }
     }
 
     /// Bound addresses of the STARTTLS listeners (port 0 in the config is resolved).

@@ -1,0 +1,37 @@
+//! Iris conference unit (SFU, R-13, R-25, R-26, SPEC §7): a sans-IO room core ([`room`]) and a
+//! tokio driver over str0m ([`unit`]). Signalling lives in the XMPP server; this crate takes
+//! SDP offers and hands back answers and notices.
+
+pub mod bridge;
+pub mod config;
+pub mod room;
+pub mod signal;
+pub mod unit;
+
+pub use bridge::Bridge;
+pub use config::ConferenceConfig;
+pub use room::{Layer, ParticipantId, Publishing, TrackKind, View, ViewMode};
+pub use unit::{start, ConferenceHandle, Member, MidKind, Notice, Offer};
+
+/// Why a conference request failed (mapped to XMPP errors in the signalling layer).
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum ConferenceError {
+    /// The SDP offer or its track list is malformed or unsupported.
+    #[error("bad offer")]
+    BadOffer,
+    /// The room, the unit or the port range is full.
+    #[error("conference full")]
+    Full,
+    /// The unit is draining for shutdown and takes no new joins.
+    #[error("conference unit draining")]
+    Draining,
+    /// The participant is not in a conference.
+    #[error("not joined")]
+    NotJoined,
+    /// The unit stopped.
+    #[error("conference unit stopped")]
+    Stopped,
+    /// Unexpected internal failure.
+    #[error("internal error")]
+    Internal,
+}

@@ -1,0 +1,1090 @@
+//! Tokio driver of the conference unit: UDP sockets (single port or one per participant from a
+//! range), one str0m `Rtc` per participant, demultiplexing by STUN ufrag then remote address,
+//! frames routed by the sans-IO [`Room`]. Does not do signalling: callers hand it SDP offers
+//! through [`ConferenceHandle`] and relay its [`Notice`]s to participants.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpOffer;
+use str0m::media::{KeyframeRequestKind, MediaData, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::ConferenceConfig;
+use crate::room::{self, Action, Layer, ParticipantId, Publishing, Room, Route, TrackKind, View};
+use crate::ConferenceError;
+
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 2000;
+/// Queue depth between socket readers and the unit loop.
+const PACKET_QUEUE: usize = 4096;
+/// Queue depth of notices to the signalling layer.
+const NOTICE_QUEUE: usize = 4096;
+/// Most tracks a participant may publish and most slots it may offer.
+const MAX_TRACKS: usize = 4;
+const MAX_SLOTS: usize = 32;
+
+/// A track a participant publishes or a slot it receives into: the SDP mid and its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MidKind {
+    /// The m-line's mid.
+    pub mid: String,
+    /// What it carries.
+    pub kind: TrackKind,
+}
+
+/// A join or renegotiation (ICE restart, new tracks) request.
+#[derive(Clone, Debug)]
+pub struct Offer {
+    /// The client's SDP offer.
+    pub sdp: String,
+    /// Its sendonly m-lines.
+    pub publish: Vec<MidKind>,
+    /// Its recvonly m-lines (slots the unit fills).
+    pub slots: Vec<MidKind>,
+}
+
+/// Who is in a room, pushed on every change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Participant id.
+    pub id: ParticipantId,
+    /// Nick in the bubble.
+    pub nick: String,
+    /// Tracks and mute states.
+    pub publishing: Publishing,
+}
+
+/// Something to tell participants (the signalling layer delivers it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The member list, mute states and active speaker of `room`, for everyone in it.
+    Roster {
+        /// Room name.
+        room: String,
+        /// Recipients.
+        to: Vec<ParticipantId>,
+        /// Members.
+        members: Vec<Member>,
+        /// Active speaker.
+        speaker: Option<ParticipantId>,
+    },
+    /// Which participant each of `to`'s slots carries.
+    Slots {
+        /// Recipient.
+        to: ParticipantId,
+        /// (mid, source) per slot.
+        slots: Vec<(String, Option<ParticipantId>)>,
+    },
+    /// The simulcast layers `to` should send (others paused).
+    SendLayers {
+        /// Recipient.
+        to: ParticipantId,
+        /// Active flags per layer, lowest first.
+        active: [bool; 3],
+    },
+    /// `id` left `room` or vanished (the signalling layer forgets it).
+    Gone {
+        /// Room name.
+        room: String,
+        /// Participant.
+        id: ParticipantId,
+    },
+}
+
+enum Command {
+    Join {
+        room: String,
+        nick: String,
+        offer: Offer,
+        reply: oneshot::Sender<Result<(ParticipantId, String), ConferenceError>>,
+    },
+    Update {
+        id: ParticipantId,
+        offer: Offer,
+        reply: oneshot::Sender<Result<String, ConferenceError>>,
+    },
+    View {
+        id: ParticipantId,
+        view: View,
+    },
+    Mute {
+        id: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
+    Leave {
+        id: ParticipantId,
+    },
+    Count {
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// Cheap handle to a running unit.
+#[derive(Clone)]
+pub struct ConferenceHandle {
+    commands: mpsc::Sender<Command>,
+    draining: Arc<AtomicBool>,
+    addr: SocketAddr,
+}
+
+impl ConferenceHandle {
+    /// Joins `nick` to `room` with an SDP offer; returns the participant id and the answer.
+    pub async fn join(
+        &self,
+        room: &str,
+        nick: &str,
+        offer: Offer,
+    ) -> Result<(ParticipantId, String), ConferenceError> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Err(ConferenceError::Draining);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Join {
+            room: room.to_owned(),
+            nick: nick.to_owned(),
+            offer,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| ConferenceError::Stopped)?
+    }
+
+    /// Renegotiates (ICE restart after a network change, tracks or slots added).
+    pub async fn update(&self, id: ParticipantId, offer: Offer) -> Result<String, ConferenceError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Update { id, offer, reply }).await?;
+        rx.await.map_err(|_| ConferenceError::Stopped)?
+    }
+
+    /// Sets a participant's view.
+    pub async fn set_view(&self, id: ParticipantId, view: View) -> Result<(), ConferenceError> {
+        self.send(Command::View { id, view }).await
+    }
+
+    /// Sets a participant's mute states.
+    pub async fn set_muted(
+        &self,
+        id: ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), ConferenceError> {
+        self.send(Command::Mute { id, audio, video }).await
+    }
+
+    /// Removes a participant.
+    pub async fn leave(&self, id: ParticipantId) -> Result<(), ConferenceError> {
+        self.send(Command::Leave { id }).await
+    }
+
+    /// Participants on the unit.
+    pub async fn participants(&self) -> Result<usize, ConferenceError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Count { reply }).await?;
+        rx.await.map_err(|_| ConferenceError::Stopped)
+    }
+
+    /// Refuses new joins from now on (existing conferences continue).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until no participant is left or `deadline` passes; returns the number left.
+    pub async fn drained(&self, deadline: Duration) -> usize {
+        self.drain();
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let left = self.participants().await.unwrap_or(0);
+            if left == 0 || tokio::time::Instant::now() >= end {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The single-port media address, or the first port of the range.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn send(&self, c: Command) -> Result<(), ConferenceError> {
+        self.commands
+            .send(c)
+            .await
+            .map_err(|_| ConferenceError::Stopped)
+    }
+}
+
+/// Installs str0m's crypto provider once per process.
+fn install_crypto() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
+/// Starts the unit; returns its handle and the stream of notices for the signalling layer.
+pub async fn start(
+    config: ConferenceConfig,
+) -> std::io::Result<(ConferenceHandle, mpsc::Receiver<Notice>)> {
+    install_crypto();
+    let (packets_tx, packets) = mpsc::channel(PACKET_QUEUE);
+    let mut sockets = Sockets {
+        all: Vec::new(),
+        config: config.clone(),
+        packets: packets_tx,
+        next_port: config.port_min,
+    };
+    let addr = match config.single_port {
+        Some(port) => sockets.bind(port).await?.1,
+        None => SocketAddr::new(config.announced_ip(), config.port_min),
+    };
+    let (commands_tx, commands) = mpsc::channel(256);
+    let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
+    let unit = Unit {
+        config,
+        sockets,
+        sessions: HashMap::new(),
+        by_addr: HashMap::new(),
+        rooms: HashMap::new(),
+        notices: notices_tx,
+        next_id: 1,
+        routes: Vec::new(),
+    };
+    tokio::spawn(unit.run(commands, packets));
+    let handle = ConferenceHandle {
+        commands: commands_tx,
+        draining: Arc::new(AtomicBool::new(false)),
+        addr,
+    };
+    Ok((handle, notices))
+}
+
+struct Datagram {
+    socket: usize,
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
+struct Sockets {
+    all: Vec<Option<(Arc<UdpSocket>, SocketAddr, tokio::task::AbortHandle)>>,
+    config: ConferenceConfig,
+    packets: mpsc::Sender<Datagram>,
+    next_port: u16,
+}
+
+impl Sockets {
+    /// Binds `port` (0: any) and starts its reader; returns its index and announced address.
+    async fn bind(&mut self, port: u16) -> std::io::Result<(usize, SocketAddr)> {
+        let socket = Arc::new(UdpSocket::bind(SocketAddr::new(self.config.bind, port)).await?);
+        let local = socket.local_addr()?;
+        let announced = SocketAddr::new(self.config.announced_ip(), local.port());
+        let index = match self.all.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.all.push(None);
+                self.all.len() - 1
+            }
+        };
+        let reader = tokio::spawn(read_loop(socket.clone(), index, self.packets.clone()));
+        if let Some(slot) = self.all.get_mut(index) {
+            *slot = Some((socket, local, reader.abort_handle()));
+        }
+        Ok((index, announced))
+    }
+
+    /// Binds the next free port of the range.
+    async fn bind_from_range(&mut self) -> std::io::Result<(usize, SocketAddr)> {
+        let span = u32::from(self.config.port_max.saturating_sub(self.config.port_min)) + 1;
+        for _ in 0..span.min(1024) {
+            let port = self.next_port;
+            self.next_port = if port >= self.config.port_max {
+                self.config.port_min
+            } else {
+                port + 1
+            };
+            if let Ok(bound) = self.bind(port).await {
+                return Ok(bound);
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "no free port in the conference range",
+        ))
+    }
+
+    fn release(&mut self, index: usize) {
+        if let Some(slot) = self.all.get_mut(index) {
+            if let Some((_, _, reader)) = slot.take() {
+                reader.abort();
+            }
+        }
+    }
+
+    fn send(&self, index: usize, to: SocketAddr, data: &[u8]) {
+        if let Some(Some((socket, _, _))) = self.all.get(index) {
+            if let Err(e) = socket.try_send_to(data, to) {
+                metrics::counter!("iris_conference_send_errors_total").increment(1);
+                tracing::trace!(error = %e, "conference send failed");
+            }
+        }
+    }
+
+    fn local(&self, index: usize) -> Option<SocketAddr> {
+        self.all
+            .get(index)
+            .and_then(|s| s.as_ref())
+            .map(|(_, local, _)| *local)
+    }
+}
+
+async fn read_loop(socket: Arc<UdpSocket>, index: usize, packets: mpsc::Sender<Datagram>) {
+    let mut buf = vec![0_u8; MAX_DATAGRAM];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, source)) => {
+                let data = buf.get(..n).unwrap_or_default().to_vec();
+                let d = Datagram {
+                    socket: index,
+                    source,
+                    data,
+                };
+                if packets.send(d).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "conference socket read");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// One participant's WebRTC session.
+struct Session {
+    rtc: Rtc,
+    room: String,
+    socket: usize,
+    /// Own socket (range mode), released on removal.
+    own_socket: bool,
+    published: HashMap<Mid, TrackKind>,
+    slots: Vec<Mid>,
+    last_seen: Instant,
+    next_timeout: Instant,
+    connected: bool,
+}
+
+/// What a polled session produced that concerns others.
+#[allow(clippy::large_enum_variant)] // short-lived, one Vec per poll
+enum Produced {
+    Media(MediaData),
+    Keyframe(Mid, KeyframeRequestKind),
+    Estimate(u64),
+}
+
+struct Unit {
+    config: ConferenceConfig,
+    sockets: Sockets,
+    sessions: HashMap<ParticipantId, Session>,
+    by_addr: HashMap<(usize, SocketAddr), ParticipantId>,
+    rooms: HashMap<String, Room>,
+    notices: mpsc::Sender<Notice>,
+    next_id: ParticipantId,
+    routes: Vec<Route>,
+}
+
+impl Unit {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut packets: mpsc::Receiver<Datagram>,
+    ) {
+        let mut next_tick = Instant::now() + room::TICK;
+        loop {
+            let deadline = self
+                .sessions
+                .values()
+                .map(|s| s.next_timeout)
+                .min()
+                .unwrap_or(next_tick)
+                .min(next_tick);
+            tokio::select! {
+                c = commands.recv() => match c {
+                    Some(c) => self.command(c).await,
+                    None => return,
+                },
+                d = packets.recv() => match d {
+                    Some(d) => {
+                        self.datagram(d);
+                        // Drain what else is queued before timers.
+                        for _ in 0..64 {
+                            match packets.try_recv() {
+                                Ok(d) => self.datagram(d),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            let now = Instant::now();
+            let due: Vec<ParticipantId> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.next_timeout <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in due {
+                self.input(id, Input::Timeout(now));
+            }
+            if now >= next_tick {
+                next_tick = now + room::TICK;
+                self.tick(now);
+            }
+        }
+    }
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::Join {
+                room,
+                nick,
+                offer,
+                reply,
+            } => {
+                let r = self.join(room, nick, offer).await;
+                let _ = reply.send(r);
+            }
+            Command::Update { id, offer, reply } => {
+                let _ = reply.send(self.update(id, offer));
+            }
+            Command::View { id, view } => {
+                self.with_room(id, |room, now| room.set_view(id, view, now));
+            }
+            Command::Mute { id, audio, video } => {
+                self.with_room(id, |room, now| room.set_muted(id, audio, video, now));
+                if let Some(name) = self.sessions.get(&id).map(|s| s.room.clone()) {
+                    self.roster(&name);
+                }
+            }
+            Command::Leave { id } => self.remove(id),
+            Command::Count { reply } => {
+                let _ = reply.send(self.sessions.len());
+            }
+        }
+    }
+
+    async fn join(
+        &mut self,
+        room: String,
+        nick: String,
+        offer: Offer,
+    ) -> Result<(ParticipantId, String), ConferenceError> {
+        check_offer(&offer)?;
+        if !self.rooms.contains_key(&room) && self.rooms.len() >= self.config.max_rooms {
+            return Err(ConferenceError::Full);
+        }
+        if self.rooms.get(&room).map_or(0, Room::len) >= self.config.max_participants {
+            return Err(ConferenceError::Full);
+        }
+        let sdp = SdpOffer::from_sdp_string(&offer.sdp).map_err(|_| ConferenceError::BadOffer)?;
+        let (socket, own_socket, addr) = match self.config.single_port {
+            Some(_) => (0, false, self.sockets_addr(0)?),
+            None => {
+                let (i, a) = self
+                    .sockets
+                    .bind_from_range()
+                    .await
+                    .map_err(|_| ConferenceError::Full)?;
+                (i, true, a)
+            }
+        };
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .enable_bwe(Some(Bitrate::kbps(2_500)))
+            .build(now);
+        let candidate = Candidate::host(addr, "udp").map_err(|_| ConferenceError::Internal)?;
+        rtc.add_local_candidate(candidate);
+        let answer = match rtc.sdp_api().accept_offer(sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(error = %e, "conference offer refused");
+                if own_socket {
+                    self.sockets.release(socket);
+                }
+                return Err(ConferenceError::BadOffer);
+            }
+        };
+        rtc.bwe()
+            .set_bitrate(Bitrate::kbps(300), Bitrate::kbps(4_000));
+        let id = self.next_id;
+        self.next_id += 1;
+        let session = Session {
+            rtc,
+            room: room.clone(),
+            socket,
+            own_socket,
+            published: mids(&offer.publish),
+            slots: offer
+                .slots
+                .iter()
+                .map(|m| Mid::from(m.mid.as_str()))
+                .collect(),
+            last_seen: now,
+            next_timeout: now,
+            connected: false,
+        };
+        self.sessions.insert(id, session);
+        let publishing = publishing_of(&offer.publish, None);
+        let kinds: Vec<TrackKind> = offer.slots.iter().map(|m| m.kind).collect();
+        self.rooms
+            .entry(room.clone())
+            .or_default()
+            .join(id, &nick, publishing, &kinds, now);
+        metrics::gauge!("iris_conference_participants").increment(1.0);
+        metrics::counter!("iris_conference_joins_total").increment(1);
+        tracing::info!(room = %room, nick = %nick, id, "conference join");
+        self.after_room_change(&room);
+        self.poll(id);
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    fn sockets_addr(&self, index: usize) -> Result<SocketAddr, ConferenceError> {
+        self.sockets
+            .local(index)
+            .map(|l| SocketAddr::new(self.config.announced_ip(), l.port()))
+            .ok_or(ConferenceError::Internal)
+    }
+
+    fn update(&mut self, id: ParticipantId, offer: Offer) -> Result<String, ConferenceError> {
+        check_offer(&offer)?;
+        let sdp = SdpOffer::from_sdp_string(&offer.sdp).map_err(|_| ConferenceError::BadOffer)?;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(ConferenceError::NotJoined)?;
+        let answer = session
+            .rtc
+            .sdp_api()
+            .accept_offer(sdp)
+            .map_err(|_| ConferenceError::BadOffer)?;
+        session.published = mids(&offer.publish);
+        session.slots = offer
+            .slots
+            .iter()
+            .map(|m| Mid::from(m.mid.as_str()))
+            .collect();
+        session.last_seen = Instant::now();
+        let room_name = session.room.clone();
+        let now = Instant::now();
+        let kinds: Vec<TrackKind> = offer.slots.iter().map(|m| m.kind).collect();
+        if let Some(room) = self.rooms.get_mut(&room_name) {
+            let old = room.participant(id).map(|p| p.publishing);
+            let publishing = publishing_of(&offer.publish, old);
+            let nick = room
+                .participant(id)
+                .map(|p| p.nick.clone())
+                .unwrap_or_default();
+            room.join(id, &nick, publishing, &kinds, now);
+        }
+        self.after_room_change(&room_name);
+        self.poll(id);
+        Ok(answer.to_sdp_string())
+    }
+
+    fn with_room(&mut self, id: ParticipantId, f: impl FnOnce(&mut Room, Instant)) {
+        let Some(name) = self.sessions.get(&id).map(|s| s.room.clone()) else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&name) {
+            f(room, Instant::now());
+        }
+        self.actions(&name);
+    }
+
+    fn remove(&mut self, id: ParticipantId) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.by_addr.retain(|_, v| *v != id);
+        if session.own_socket {
+            self.sockets.release(session.socket);
+        }
+        metrics::gauge!("iris_conference_participants").decrement(1.0);
+        tracing::info!(room = %session.room, id, "conference leave");
+        let now = Instant::now();
+        if let Some(room) = self.rooms.get_mut(&session.room) {
+            room.leave(id, now);
+        }
+        self.notify(Notice::Gone {
+            room: session.room.clone(),
+            id,
+        });
+        if self.rooms.get(&session.room).is_some_and(Room::is_empty) {
+            self.rooms.remove(&session.room);
+        } else {
+            self.after_room_change(&session.room);
+        }
+    }
+
+    fn after_room_change(&mut self, room: &str) {
+        self.roster(room);
+        self.actions(room);
+    }
+
+    fn roster(&mut self, name: &str) {
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        let members: Vec<Member> = room
+            .participants()
+            .map(|(id, p)| Member {
+                id,
+                nick: p.nick.clone(),
+                publishing: p.publishing,
+            })
+            .collect();
+        let to = members.iter().map(|m| m.id).collect();
+        let speaker = room.speaker();
+        self.notify(Notice::Roster {
+            room: name.to_owned(),
+            to,
+            members,
+            speaker,
+        });
+    }
+
+    fn notify(&self, n: Notice) {
+        if self.notices.try_send(n).is_err() {
+            metrics::counter!("iris_conference_notices_dropped_total").increment(1);
+        }
+    }
+
+    /// Carries out the room's actions.
+    fn actions(&mut self, name: &str) {
+        let mut speaker_changed = false;
+        while let Some(action) = self.rooms.get_mut(name).and_then(Room::poll_action) {
+            match action {
+                Action::RequestKeyframe {
+                    source,
+                    kind,
+                    layer,
+                } => self.request_keyframe(source, kind, layer, KeyframeRequestKind::Pli),
+                Action::SenderLayers { source, active } => {
+                    self.notify(Notice::SendLayers { to: source, active })
+                }
+                Action::ActiveSpeaker(_) => speaker_changed = true,
+                Action::SlotsChanged { receiver } => self.slots_notice(name, receiver),
+                Action::LayerSwitched { layer, .. } => {
+                    let l = layer.map_or("none", Layer::rid);
+                    metrics::counter!("iris_conference_layer_switches_total", "layer" => l)
+                        .increment(1);
+                }
+            }
+        }
+        if speaker_changed {
+            self.roster(name);
+        }
+    }
+
+    fn slots_notice(&mut self, name: &str, receiver: ParticipantId) {
+        let (Some(room), Some(session)) = (self.rooms.get(name), self.sessions.get(&receiver))
+        else {
+            return;
+        };
+        let Some(p) = room.participant(receiver) else {
+            return;
+        };
+        let slots = session
+            .slots
+            .iter()
+            .zip(&p.slots)
+            .map(|(mid, s)| {
+                let feed = s.pending.or(s.current);
+                (mid.to_string(), feed.map(|f| f.source))
+            })
+            .collect();
+        self.notify(Notice::Slots {
+            to: receiver,
+            slots,
+        });
+    }
+
+    fn request_keyframe(
+        &mut self,
+        source: ParticipantId,
+        kind: TrackKind,
+        layer: Option<Layer>,
+        how: KeyframeRequestKind,
+    ) {
+        let Some(s) = self.sessions.get_mut(&source) else {
+            return;
+        };
+        let Some(mid) = s
+            .published
+            .iter()
+            .find(|(_, k)| **k == kind)
+            .map(|(m, _)| *m)
+        else {
+            return;
+        };
+        if let Some(mut writer) = s.rtc.writer(mid) {
+            if writer.is_request_keyframe_possible(how) {
+                let rid = layer.map(|l| l.rid().into());
+                if writer.request_keyframe(rid, how).is_ok() {
+                    metrics::counter!("iris_conference_keyframe_requests_total").increment(1);
+                }
+            }
+        }
+        self.poll(source);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let vanish = Duration::from_millis(self.config.vanish_timeout_ms);
+        let gone: Vec<ParticipantId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                !s.rtc.is_alive() || now.saturating_duration_since(s.last_seen) > vanish
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            tracing::info!(id, "conference participant vanished");
+            self.remove(id);
+        }
+        let names: Vec<String> = self.rooms.keys().cloned().collect();
+        for name in names {
+            if let Some(room) = self.rooms.get_mut(&name) {
+                room.handle_timeout(now);
+            }
+            self.actions(&name);
+        }
+    }
+
+    fn datagram(&mut self, d: Datagram) {
+        let Some(local) = self.sockets.local(d.socket) else {
+            return;
+        };
+        let Ok(contents) = d.data.as_slice().try_into() else {
+            metrics::counter!("iris_conference_malformed_total").increment(1);
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source: d.source,
+                destination: local,
+                contents,
+            },
+        );
+        let known = self.by_addr.get(&(d.socket, d.source)).copied();
+        let id = match known {
+            Some(id) if self.accepts(id, &input) => Some(id),
+            _ => {
+                let found = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.socket == d.socket)
+                    .find(|(_, s)| s.rtc.accepts(&input))
+                    .map(|(id, _)| *id);
+                if let Some(id) = found {
+                    self.by_addr.insert((d.socket, d.source), id);
+                }
+                found
+            }
+        };
+        let Some(id) = id else {
+            metrics::counter!("iris_conference_unmatched_total").increment(1);
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.last_seen = Instant::now();
+        }
+        self.input(id, input);
+    }
+
+    fn accepts(&self, id: ParticipantId, input: &Input) -> bool {
+        self.sessions.get(&id).is_some_and(|s| s.rtc.accepts(input))
+    }
+
+    /// Feeds one input to a session, isolated: an error or a panic ends only that session.
+    fn input(&mut self, id: ParticipantId, input: Input) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let r = catch_unwind(AssertUnwindSafe(|| s.rtc.handle_input(input)));
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(id, error = %e, "conference input refused");
+                metrics::counter!("iris_conference_malformed_total").increment(1);
+            }
+            Err(_) => {
+                tracing::warn!(id, "conference session panicked on input; removed");
+                s.rtc.disconnect();
+            }
+        }
+        self.poll(id);
+    }
+
+    /// Polls a session until it waits; routes what it produced.
+    fn poll(&mut self, id: ParticipantId) {
+        let mut produced = Vec::new();
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        for _ in 0..10_000 {
+            if !s.rtc.is_alive() {
+                break;
+            }
+            let out = catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output()));
+            match out {
+                Ok(Ok(Output::Timeout(t))) => {
+                    s.next_timeout = t;
+                    break;
+                }
+                Ok(Ok(Output::Transmit(t))) => {
+                    self.sockets.send(s.socket, t.destination, &t.contents);
+                }
+                Ok(Ok(Output::Event(e))) => match e {
+                    Event::Connected => s.connected = true,
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        tracing::debug!(id, "conference ICE disconnected");
+                    }
+                    Event::MediaData(m) => produced.push(Produced::Media(m)),
+                    Event::KeyframeRequest(r) => produced.push(Produced::Keyframe(r.mid, r.kind)),
+                    Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                        produced.push(Produced::Estimate(estimate.as_u64()))
+                    }
+                    _ => {}
+                },
+                Ok(Err(e)) => {
+                    tracing::debug!(id, error = %e, "conference session failed");
+                    s.rtc.disconnect();
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(id, "conference session panicked on poll; removed");
+                    s.rtc.disconnect();
+                    break;
+                }
+            }
+        }
+        let room = s.room.clone();
+        let mut touched = Vec::new();
+        for p in produced {
+            match p {
+                Produced::Media(m) => self.forward(id, &room, m, &mut touched),
+                Produced::Keyframe(mid, kind) => self.keyframe_from_receiver(id, &room, mid, kind),
+                Produced::Estimate(bps) => {
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.set_estimate(id, bps, Instant::now());
+                    }
+                    self.actions(&room);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for t in touched {
+            if t != id {
+                self.poll_transmits(t);
+            }
+        }
+    }
+
+    /// Polls a receiver after media was written to it (no recursion into routing).
+    fn poll_transmits(&mut self, id: ParticipantId) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let mut held = Vec::new();
+        for _ in 0..10_000 {
+            match catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output())) {
+                Ok(Ok(Output::Timeout(t))) => {
+                    s.next_timeout = t;
+                    break;
+                }
+                Ok(Ok(Output::Transmit(t))) => {
+                    self.sockets.send(s.socket, t.destination, &t.contents)
+                }
+                Ok(Ok(Output::Event(Event::KeyframeRequest(r)))) => held.push((r.mid, r.kind)),
+                Ok(Ok(Output::Event(_))) => {}
+                Ok(Err(_)) | Err(_) => {
+                    s.rtc.disconnect();
+                    break;
+                }
+            }
+        }
+        let room = s.room.clone();
+        for (mid, kind) in held {
+            self.keyframe_from_receiver(id, &room, mid, kind);
+        }
+    }
+
+    fn forward(
+        &mut self,
+        source: ParticipantId,
+        room_name: &str,
+        m: MediaData,
+        touched: &mut Vec<ParticipantId>,
+    ) {
+        let Some(kind) = self
+            .sessions
+            .get(&source)
+            .and_then(|s| s.published.get(&m.mid).copied())
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let layer = match kind {
+            TrackKind::Video => Some(
+                m.rid
+                    .and_then(|r| Layer::from_rid(&r))
+                    .unwrap_or(Layer::High),
+            ),
+            _ => None,
+        };
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let level = m.ext_vals.audio_level;
+        if let Some(level) = level {
+            room.audio_level(source, level.unsigned_abs(), now);
+        }
+        let hz = u64::from(m.time.frequency().get());
+        let mut routes = std::mem::take(&mut self.routes);
+        room.route(
+            source,
+            kind,
+            layer,
+            m.is_keyframe(),
+            m.time.numer(),
+            hz,
+            now,
+            &mut routes,
+        );
+        let label = layer.map_or(kind_label(kind), Layer::rid);
+        metrics::counter!("iris_conference_received_frames_total", "layer" => label).increment(1);
+        for r in &routes {
+            let Some(s) = self.sessions.get_mut(&r.receiver) else {
+                continue;
+            };
+            if !s.connected {
+                continue;
+            }
+            let Some(mid) = s.slots.get(r.slot).copied() else {
+                continue;
+            };
+            let Some(writer) = s.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(m.params) else {
+                continue;
+            };
+            let writer = match level {
+                Some(l) => writer.audio_level(l, l > -(room_silence() as i8)),
+                None => writer,
+            };
+            let time = MediaTime::new(r.rtp_time, m.time.frequency());
+            let bytes = m.data.len() as u64;
+            match writer.write(pt, m.network_time, time, m.data.clone()) {
+                Ok(()) => {
+                    metrics::counter!("iris_conference_forwarded_frames_total", "layer" => label)
+                        .increment(1);
+                    metrics::counter!("iris_conference_forwarded_bytes_total", "layer" => label)
+                        .increment(bytes);
+                    touched.push(r.receiver);
+                }
+                Err(e) => tracing::debug!(error = %e, "conference write failed"),
+            }
+        }
+        self.routes = routes;
+        self.actions(room_name);
+    }
+
+    /// A receiver asked for a keyframe on a slot: ask the source of what flows there.
+    fn keyframe_from_receiver(
+        &mut self,
+        receiver: ParticipantId,
+        room_name: &str,
+        mid: Mid,
+        how: KeyframeRequestKind,
+    ) {
+        let Some(slot) = self
+            .sessions
+            .get(&receiver)
+            .and_then(|s| s.slots.iter().position(|m| *m == mid))
+        else {
+            return;
+        };
+        let feed = self
+            .rooms
+            .get(room_name)
+            .and_then(|r| r.participant(receiver))
+            .and_then(|p| p.slots.get(slot))
+            .map(|s| (s.kind, s.pending.or(s.current)));
+        if let Some((kind, Some(feed))) = feed {
+            self.request_keyframe(feed.source, kind, feed.layer, how);
+        }
+    }
+}
+
+/// Audio levels quieter than this (-dBov) mark silence in forwarded packets.
+fn room_silence() -> u8 {
+    70
+}
+
+fn kind_label(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Audio => "audio",
+        TrackKind::Video => "video",
+        TrackKind::Screen => "screen",
+    }
+}
+
+fn mids(list: &[MidKind]) -> HashMap<Mid, TrackKind> {
+    list.iter()
+        .map(|m| (Mid::from(m.mid.as_str()), m.kind))
+        .collect()
+}
+
+fn publishing_of(list: &[MidKind], old: Option<Publishing>) -> Publishing {
+    let has = |k: TrackKind| list.iter().any(|m| m.kind == k);
+    let old = old.unwrap_or_default();
+    Publishing {
+        audio: has(TrackKind::Audio),
+        video: has(TrackKind::Video),
+        screen: has(TrackKind::Screen),
+        audio_muted: old.audio_muted,
+        video_muted: old.video_muted,
+    }
+}
+
+fn check_offer(offer: &Offer) -> Result<(), ConferenceError> {
+    let ok_mid = |m: &MidKind| !m.mid.is_empty() && m.mid.len() <= 16;
+    let one_each = [TrackKind::Audio, TrackKind::Video, TrackKind::Screen]
+        .iter()
+        .all(|k| offer.publish.iter().filter(|m| m.kind == *k).count() <= 1);
+    if offer.publish.len() > MAX_TRACKS
+        || offer.slots.len() > MAX_SLOTS
+        || !one_each
+        || !offer.publish.iter().chain(&offer.slots).all(ok_mid)
+        || offer.sdp.len() > 64 * 1024
+    {
+        return Err(ConferenceError::BadOffer);
+    }
+    Ok(())
+}

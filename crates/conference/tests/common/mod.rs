@@ -1,0 +1,328 @@
+//! A real str0m WebRTC client over loopback UDP for the conference tests: publishes Opus with
+//! audio levels and VP8 in three simulcast layers (payload tagged with source and layer), and
+//! receives into recvonly slots.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use iris_conference::{ConferenceHandle, MidKind, Offer, ParticipantId, TrackKind};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::SimulcastLayer;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// Frame sizes per layer (l, m, h): VP8-sized at 30 fps within the SPEC caps.
+pub const FRAME_SIZES: [usize; 3] = [350, 1_100, 3_000];
+const RIDS: [&str; 3] = ["l", "m", "h"];
+
+/// What a client publishes and receives.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    pub tag: u8,
+    pub audio: bool,
+    pub video: bool,
+    pub audio_slots: usize,
+    pub video_slots: usize,
+    /// RFC 6464 level sent with audio (0 loud … 127 silent).
+    pub level: u8,
+}
+
+/// One received frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Got {
+    pub mid: Mid,
+    pub source_tag: u8,
+    pub layer: u8,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    pub got: Vec<Got>,
+    pub audio_frames: HashMap<u8, usize>,
+    pub keyframe_requests: usize,
+}
+
+pub struct Client {
+    pub id: ParticipantId,
+    pub shared: Arc<Mutex<Shared>>,
+    pub stop: Arc<AtomicBool>,
+    pub thread: Option<JoinHandle<()>>,
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    /// Negotiates through the unit's handle and starts the client's media thread.
+    pub async fn join(handle: &ConferenceHandle, room: &str, nick: &str, setup: Setup) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+        let addr = socket.local_addr().expect("addr");
+        let mut rtc = Rtc::builder().build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        let mut change = rtc.sdp_api();
+        let mut publish = Vec::new();
+        let mut slots = Vec::new();
+        let mut audio_mid = None;
+        let mut video_mid = None;
+        if setup.audio {
+            let mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            publish.push(MidKind {
+                mid: mid.to_string(),
+                kind: TrackKind::Audio,
+            });
+            audio_mid = Some(mid);
+        }
+        if setup.video {
+            let mut sim = Simulcast::new();
+            for rid in RIDS {
+                sim.add_send_layer(SimulcastLayer::new(rid));
+            }
+            let mid =
+                change.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+            publish.push(MidKind {
+                mid: mid.to_string(),
+                kind: TrackKind::Video,
+            });
+            video_mid = Some(mid);
+        }
+        for (n, kind, mk) in [
+            (setup.audio_slots, TrackKind::Audio, MediaKind::Audio),
+            (setup.video_slots, TrackKind::Video, MediaKind::Video),
+        ] {
+            for _ in 0..n {
+                let mid = change.add_media(mk, Direction::RecvOnly, None, None, None);
+                slots.push(MidKind {
+                    mid: mid.to_string(),
+                    kind,
+                });
+            }
+        }
+        let (offer, pending): (_, SdpPendingOffer) = change.apply().expect("offer");
+        let (id, answer) = handle
+            .join(
+                room,
+                nick,
+                Offer {
+                    sdp: offer.to_sdp_string(),
+                    publish,
+                    slots,
+                },
+            )
+            .await
+            .expect("join");
+        let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let shared = shared.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                run(rtc, socket, setup, audio_mid, video_mid, shared, stop);
+            })
+        };
+        Client {
+            id,
+            shared,
+            stop,
+            thread: Some(thread),
+            addr,
+        }
+    }
+
+    /// The layer of the latest frame from `source_tag` received on any video slot since `since`.
+    pub fn latest_layer(&self, source_tag: u8, since: Instant) -> Option<u8> {
+        let s = self.shared.lock().expect("lock");
+        s.got
+            .iter()
+            .rev()
+            .find(|g| g.source_tag == source_tag && g.at >= since)
+            .map(|g| g.layer)
+    }
+
+    /// Layers received from `source_tag` since `since`.
+    pub fn layers_since(&self, source_tag: u8, since: Instant) -> Vec<u8> {
+        let s = self.shared.lock().expect("lock");
+        let mut v: Vec<u8> = s
+            .got
+            .iter()
+            .filter(|g| g.source_tag == source_tag && g.at >= since)
+            .map(|g| g.layer)
+            .collect();
+        v.dedup();
+        v
+    }
+
+    pub fn audio_from(&self, source_tag: u8) -> usize {
+        let s = self.shared.lock().expect("lock");
+        s.audio_frames.get(&source_tag).copied().unwrap_or(0)
+    }
+
+    /// Stops the media thread without telling the unit (the participant vanishes).
+    pub fn vanish(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.vanish();
+    }
+}
+
+/// Polls until `cond` holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+fn run(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    setup: Setup,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+) {
+    let local = socket.local_addr().expect("local");
+    let mut buf = vec![0_u8; 2000];
+    let start = Instant::now();
+    let mut next_video = start;
+    let mut next_audio = start;
+    let mut frame: u64 = 0;
+    let mut audio_seq: u64 = 0;
+    let mut want_key = [true; 3];
+    let mut connected = false;
+    let end = start + Duration::from_secs(120);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        let now = Instant::now();
+        if connected && now >= next_video {
+            next_video += Duration::from_millis(33);
+            if let Some(mid) = video_mid {
+                for (i, rid) in RIDS.iter().enumerate() {
+                    let Some(w) = rtc.writer(mid) else { break };
+                    let Some(pt) = w
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::Vp8)
+                        .map(|p| p.pt())
+                    else {
+                        break;
+                    };
+                    let key = want_key[i] || frame.is_multiple_of(90);
+                    want_key[i] = false;
+                    let mut data = vec![0_u8; FRAME_SIZES[i]];
+                    data[0] = if key { 0x00 } else { 0x01 };
+                    data[1] = setup.tag;
+                    data[2] = i as u8;
+                    let t =
+                        MediaTime::new(frame * 3000 + i as u64 * 1_000_000, Frequency::NINETY_KHZ);
+                    let _ = w.rid(Rid::from(*rid)).write(pt, now, t, data);
+                }
+            }
+            frame += 1;
+        }
+        if connected && now >= next_audio {
+            next_audio += Duration::from_millis(20);
+            if let Some(mid) = audio_mid {
+                if let Some(w) = rtc.writer(mid) {
+                    let pt = w
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::Opus)
+                        .map(|p| p.pt());
+                    if let Some(pt) = pt {
+                        let mut data = vec![0xfc_u8; 60];
+                        data[1] = setup.tag;
+                        let t = MediaTime::new(audio_seq * 960, Frequency::FORTY_EIGHT_KHZ);
+                        let level = -(setup.level.min(127) as i8);
+                        let _ = w
+                            .audio_level(level, setup.level < 70)
+                            .write(pt, now, t, data);
+                    }
+                }
+            }
+            audio_seq += 1;
+        }
+        // Drain outputs.
+        let timeout = loop {
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(t)) => {
+                    let _ = socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => connected = true,
+                    Event::MediaData(d) => {
+                        let mut s = shared.lock().expect("lock");
+                        let tag = d.data.get(1).copied().unwrap_or(0);
+                        if d.params.spec().codec == Codec::Opus {
+                            *s.audio_frames.entry(tag).or_default() += 1;
+                        } else {
+                            let layer = d.data.get(2).copied().unwrap_or(255);
+                            s.got.push(Got {
+                                mid: d.mid,
+                                source_tag: tag,
+                                layer,
+                                at: Instant::now(),
+                            });
+                        }
+                    }
+                    Event::KeyframeRequest(r) => {
+                        shared.lock().expect("lock").keyframe_requests += 1;
+                        match r.rid {
+                            Some(rid) => {
+                                if let Some(i) = RIDS.iter().position(|x| Rid::from(*x) == rid) {
+                                    want_key[i] = true;
+                                }
+                            }
+                            None => want_key = [true; 3],
+                        }
+                    }
+                    _ => {}
+                },
+                Err(_) => return,
+            }
+        };
+        let mut wake = timeout.min(next_video).min(next_audio);
+        let now = Instant::now();
+        if wake <= now {
+            wake = now + Duration::from_millis(1);
+        }
+        socket
+            .set_read_timeout(Some(wake - now))
+            .expect("read timeout");
+        if let Ok((n, source)) = socket.recv_from(&mut buf) {
+            {
+                if let Ok(contents) = buf[..n].try_into() {
+                    let _ = rtc.handle_input(Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: local,
+                            contents,
+                        },
+                    ));
+                }
+            }
+        }
+        let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+    }
+}
