@@ -290,6 +290,25 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     console.log(`relay call: ann ${JSON.stringify(a)} bob ${JSON.stringify(b)}`);
     assert.equal(a.local, "relay", "ann's selected candidate is a relay candidate");
     assert.equal(b.local, "relay", "bob's selected candidate is a relay candidate");
+    // R-11: a network change restarts ICE (new credentials on both sides) and media resumes.
+    const ufrags = (p) => p.evaluate(() => {
+      const pc = window.iris.calls.current.pc;
+      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
+      return [u(pc.localDescription), u(pc.remoteDescription)];
+    });
+    const [annBefore, bobBefore] = [await ufrags(ann), await ufrags(bob)];
+    const restartedAt = Date.now();
+    await ann.evaluate(() => window.dispatchEvent(new Event("online")));
+    await ann.waitForFunction((old) => {
+      const pc = window.iris.calls.current.pc;
+      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
+      return pc.signalingState === "stable" && u(pc.localDescription) !== old[0] && u(pc.remoteDescription) !== old[1];
+    }, annBefore, { timeout: T });
+    const bobAfter = await ufrags(bob);
+    assert.notEqual(bobAfter[0], bobBefore[0], "bob answered the restart with new credentials");
+    await mediaFlows(ann, "after ICE restart (ann)");
+    await mediaFlows(bob, "after ICE restart (bob)");
+    console.log(`ICE restart: media flowing again ${Date.now() - restartedAt} ms after the network change`);
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
     for (const p of [ann, bob]) await p.evaluate(() => (window.iris.calls.relayOnly = false));
   });

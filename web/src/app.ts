@@ -117,7 +117,7 @@ export class App {
     setTimeout(() => {
       this.toasts = this.toasts.filter((t) => t.id !== id);
       this.emit();
-    }, 5000);
+    }, 4000);
   }
 
   async login(login: string, password: string) {
