@@ -213,6 +213,18 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await first.hover();
     await first.getByRole("button", { name: "Delete message" }).click();
     await bob.locator(".msg.retracted", { hasText: "Message deleted" }).waitFor({ timeout: T });
+    // The connection drops: the app shows it, resumes the XEP-0198 session and delivers what
+    // was written meanwhile.
+    const dropped = await ann.evaluate(() => {
+      window.dispatchEvent(new Event("offline"));
+      return window.iris.app.status;
+    });
+    assert.equal(dropped, "reconnecting");
+    await annInput.fill("Written while reconnecting");
+    await annInput.press("Enter");
+    await ann.waitForFunction(() => window.iris.app.status === "online" && window.iris.app.xmpp.resumptions > 0, null, { timeout: T });
+    await bob.locator(".msg .text", { hasText: "Written while reconnecting" }).waitFor({ timeout: T });
+    await ann.locator(".msg.mine", { hasText: "Written while reconnecting" }).locator(".receipt.read").waitFor({ timeout: T });
     await shot(ann, "02-chat");
   });
 

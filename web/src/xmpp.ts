@@ -40,6 +40,8 @@ type Listener<T> = (v: T) => void;
 export class Xmpp {
   status: Status = "offline";
   jid = "";
+  /** How many times XEP-0198 resumption kept the session across a reconnect. */
+  resumptions = 0;
   private ws: WebSocket | null = null;
   private wanted = false;
   private attempt = 0;
@@ -60,6 +62,8 @@ export class Xmpp {
   constructor(private opts: XmppOptions) {
     if (typeof window !== "undefined") {
       window.addEventListener("online", () => this.retryNow());
+      // The browser lost the network: the socket is dead even if no close event comes.
+      window.addEventListener("offline", () => this.drop());
     }
   }
 
@@ -127,6 +131,17 @@ export class Xmpp {
     // RFC 7395 §3.3.3: every stanza carries its namespace.
     if (!e.attrs.xmlns && (e.name === "message" || e.name === "presence" || e.name === "iq")) e.attrs.xmlns = NS.client;
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(serialize(e));
+  }
+
+  /** Abandons the current socket (dead or about to be) and reconnects, resuming the session. */
+  drop() {
+    const ws = this.ws;
+    if (!ws || !this.wanted) return;
+    this.ws = null;
+    ws.onclose = ws.onmessage = ws.onopen = null;
+    ws.close();
+    this.smActiveLost();
+    this.scheduleRetry();
   }
 
   private retryNow() {
@@ -202,6 +217,7 @@ export class Xmpp {
         phase = "ready";
         this.ackedUpTo(Number(el.attrs.h));
         this.smActive = true;
+        this.resumptions++;
         this.online(true);
         for (const s of this.unacked) this.raw(s);
         this.requestAck();
@@ -225,6 +241,8 @@ export class Xmpp {
         return;
       }
       if (el.name === "a" && el.attrs.xmlns === NS.sm) {
+        clearTimeout(this.ackDeadline);
+        this.ackDeadline = undefined;
         this.ackedUpTo(Number(el.attrs.h));
         return;
       }
@@ -270,8 +288,12 @@ export class Xmpp {
   }
 
   private requestAck() {
-    if (this.smActive) this.raw(x("r", { xmlns: NS.sm }));
+    if (!this.smActive || !this.ws) return;
+    this.raw(x("r", { xmlns: NS.sm }));
+    // No answer within 10 s: the connection is dead (e.g. after a network change).
+    if (!this.ackDeadline) this.ackDeadline = setTimeout(() => this.drop(), 10000);
   }
+  private ackDeadline: ReturnType<typeof setTimeout> | undefined;
 
   private ackedUpTo(h: number) {
     if (!Number.isFinite(h)) return;
@@ -282,6 +304,8 @@ export class Xmpp {
 
   private smActiveLost() {
     clearInterval(this.ackTimer);
+    clearTimeout(this.ackDeadline);
+    this.ackDeadline = undefined;
     // Without a resumable session the stream state is gone; unacked stanzas are resent later.
     if (!this.smId) this.smActive = false;
   }
