@@ -203,15 +203,18 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await ann.locator(".typing", { hasText: "Bob Stone is typing" }).waitFor({ timeout: T });
     await bob.getByLabel("Message", { exact: true }).press("Enter");
     await ann.locator(".msg .text", { hasText: "Sure, looking now" }).waitFor({ timeout: T });
-    // Ann edits her last message (arrow up) and deletes the first one.
+    // Ann edits her last message (arrow up), then deletes a message sent by mistake.
     await annInput.press("ArrowUp");
     await annInput.fill("Can you review it by Friday?");
     await annInput.press("Enter");
     await bob.locator(".msg .text", { hasText: "Can you review it by Friday?" }).waitFor({ timeout: T });
     await bob.locator(".msg .edited").waitFor({ timeout: T });
-    const first = ann.locator(".msg.mine", { hasText: "The plan is at" });
-    await first.hover();
-    await first.getByRole("button", { name: "Delete message" }).click();
+    await annInput.fill("Oops, wrong window");
+    await annInput.press("Enter");
+    await bob.locator(".msg .text", { hasText: "Oops, wrong window" }).waitFor({ timeout: T });
+    const oops = ann.locator(".msg.mine", { hasText: "Oops, wrong window" });
+    await oops.hover();
+    await oops.getByRole("button", { name: "Delete message" }).click();
     await bob.locator(".msg.retracted", { hasText: "Message deleted" }).waitFor({ timeout: T });
     // The connection drops: the app shows it, resumes the XEP-0198 session and delivers what
     // was written meanwhile.
@@ -292,6 +295,13 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     assert.notEqual(after, before, "the shared screen's frames arrive (new frame size)");
     await shot(bob, "08-screen-share");
     await ann.getByRole("button", { name: "Stop sharing" }).click();
+    // Mute is signalled (XEP-0167 session-info) and shown to the other side.
+    await ann.getByRole("button", { name: "Mute" }).click();
+    await bob.locator(".pill", { hasText: "Muted" }).waitFor({ timeout: T });
+    const enabled = await ann.evaluate(() => window.iris.calls.current.local.getAudioTracks().map((t) => t.enabled));
+    assert.deepEqual(enabled, [false], "the microphone track is disabled");
+    await ann.getByRole("button", { name: "Unmute" }).click();
+    await bob.locator(".pill", { hasText: "Muted" }).waitFor({ state: "detached", timeout: T });
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
     await ann.locator(".call-entry.ended").last().waitFor({ timeout: T });
   });
@@ -323,6 +333,14 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     console.log(`ICE restart: media flowing again ${Date.now() - restartedAt} ms after the network change`);
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
     for (const p of [ann, bob]) await p.evaluate(() => (window.iris.calls.relayOnly = false));
+  });
+
+  await t.test("removing a contact", async () => {
+    cat.once("dialog", (d) => d.accept());
+    await contactRow(cat, "ann@localhost").click();
+    await cat.getByRole("button", { name: "Remove Ann Lee from contacts" }).click();
+    await contactRow(cat, "ann@localhost").waitFor({ state: "detached", timeout: T });
+    await contactRow(ann, "cat@localhost").waitFor({ state: "detached", timeout: T });
   });
 
   await t.test("no console errors", async () => {

@@ -356,7 +356,24 @@ export class App {
 
   nameOf(jid: string): string {
     if (jid === this.me) return this.user?.display_name ?? jid;
-    return this.contacts.get(jid)?.name ?? jid.split("@")[0];
+    return this.contacts.get(jid)?.name ?? this.names.get(jid) ?? jid.split("@")[0];
+  }
+
+  /** Display names of people who are not contacts (bubble members), from the directory. */
+  private names = new Map<string, string>();
+  private async learnName(jid: string) {
+    if (!jid.includes("@") || this.contacts.has(jid) || this.names.has(jid) || jid === this.me) return;
+    this.names.set(jid, jid.split("@")[0]);
+    try {
+      const found = await this.api.directory(jid.split("@")[0]);
+      const u = found.find((f) => f.login === jid);
+      if (u?.display_name) {
+        this.names.set(jid, u.display_name);
+        this.emit();
+      }
+    } catch {
+      /* keep the local part */
+    }
   }
 
   open(jid: string, kind: Conversation["kind"] = "chat") {
@@ -588,6 +605,7 @@ export class App {
       }
     } else {
       c.occupants[nick] = bare(item?.attrs.jid ?? "") || nick;
+      void this.learnName(c.occupants[nick]);
       if (self && !c.joined) {
         c.joined = true;
         this.joinWaiters.get(room)?.();
@@ -731,6 +749,7 @@ export class App {
       return;
     }
     const msg: Msg = { id, archiveId, from: sender, mine, body: text(body), ts, state: mine ? "sent" : undefined };
+    if (groupchat && !mine) void this.learnName(room?.occupants?.[nick] ?? `${nick}@${this.domain}`);
     const added = addMessage(c, msg, { active: active || !!o.archived });
     if (added && !mine && !o.archived) {
       if (kid(s, "request", NSX.receipts) && !groupchat) {

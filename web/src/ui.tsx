@@ -405,6 +405,20 @@ function ConversationView({ app, calls, conv }: { app: App; calls: Calls; conv: 
             <>
               <button class="icon round" aria-label="Audio call" title="Audio call" disabled={!!calls.current || !p.online} onClick={() => void calls.start(conv.jid, false)}>{Icon.phone}</button>
               <button class="icon round" aria-label="Video call" title="Video call" disabled={!!calls.current || !p.online} onClick={() => void calls.start(conv.jid, true)}>{Icon.video}</button>
+              {contact && (
+                <button
+                  class="small danger"
+                  aria-label={`Remove ${contact.name} from contacts`}
+                  onClick={() => {
+                    if (confirm(`Remove ${contact.name} from your contacts?`)) {
+                      app.removeContact(conv.jid).catch((e) => app.toast(`Could not remove: ${(e as Error).message}`));
+                      app.close();
+                    }
+                  }}
+                >
+                  Remove
+                </button>
+              )}
             </>
           )}
         </div>
