@@ -53,21 +53,17 @@ fn build_with_npm(out: &Path) -> PathBuf {
         println!("cargo:rerun-if-changed={}", web.join(input).display());
     }
     let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    let installed = web.join("node_modules/.package-lock.json");
-    let stale = match (
-        std::fs::metadata(&installed).and_then(|m| m.modified()),
-        std::fs::metadata(web.join("package-lock.json")).and_then(|m| m.modified()),
-    ) {
-        (Ok(have), Ok(want)) => have < want,
-        _ => true,
-    };
-    if stale {
-        run(
-            Command::new(npm)
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                .current_dir(&web),
-            "npm ci",
-        );
+    if npm_ci_needed(&web) {
+        // Cargo may run this script for two profiles at once: one `npm ci` at a time.
+        let _lock = DirLock::acquire(&web.join(".npm-ci.lock"));
+        if npm_ci_needed(&web) {
+            run(
+                Command::new(npm)
+                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                    .current_dir(&web),
+                "npm ci",
+            );
+        }
     }
     let dist = out.join("web-dist");
     run(
@@ -78,6 +74,47 @@ fn build_with_npm(out: &Path) -> PathBuf {
         "npm run build",
     );
     dist
+}
+
+/// `node_modules` is missing or older than `package-lock.json`.
+fn npm_ci_needed(web: &Path) -> bool {
+    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(web.join("node_modules/.package-lock.json")),
+        modified(web.join("package-lock.json")),
+    ) {
+        (Some(have), Some(want)) => have < want,
+        _ => true,
+    }
+}
+
+/// A directory used as a cross-process mutex (a lock older than 10 minutes is stale).
+struct DirLock(PathBuf);
+
+impl DirLock {
+    fn acquire(path: &Path) -> DirLock {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        loop {
+            if std::fs::create_dir(path).is_ok() || std::time::Instant::now() > deadline {
+                return DirLock(path.to_owned());
+            }
+            let stale = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 600);
+            if stale {
+                let _ = std::fs::remove_dir(path);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 fn run(cmd: &mut Command, what: &str) {

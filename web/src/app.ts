@@ -126,8 +126,9 @@ export class App {
   }
 
   async logout() {
-    this.xmpp?.disconnect();
+    const xmpp = this.xmpp;
     this.xmpp = null;
+    xmpp?.disconnect();
     await this.api.logout();
     this.user = null;
     this.contacts.clear();
@@ -149,7 +150,13 @@ export class App {
     this.xmpp = xmpp;
     xmpp.onStatus((s) => {
       this.status = s;
-      if (s === "offline" && !this.api.user) this.user = null;
+      // Offline without a logout: the server refused the token. Back to the login form.
+      if (s === "offline" && this.xmpp === xmpp) {
+        this.xmpp = null;
+        this.api.forget();
+        this.user = null;
+        this.toast("Your session has ended. Please sign in again.");
+      }
       this.emit();
     });
     xmpp.onOnline(({ resumed }) => {

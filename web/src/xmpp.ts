@@ -184,9 +184,16 @@ export class Xmpp {
       }
       if (el.name === "features") {
         if (phase === "sasl") {
-          const token = await this.opts.token().catch(() => "");
+          let token = "";
+          try {
+            token = await this.opts.token();
+          } catch (e) {
+            // Refused credentials end the session; anything else (network) is retried.
+            if ((e as { status?: number }).status === 401) this.wanted = false;
+          }
           if (!token) {
             ws.close();
+            if (!this.wanted) this.setStatus("offline");
             return;
           }
           const msg = `n,a=${this.opts.login},\x01auth=Bearer ${token}\x01\x01`;
