@@ -260,7 +260,7 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await shot(cat, "05-phone-contacts");
   });
 
-  await t.test("a missed call shows in the conversation", async () => {
+  await t.test("missed and declined calls show in the conversation", async () => {
     await contactRow(ann, "bob@localhost").click();
     await contactRow(bob, "ann@localhost").click();
     await ann.getByRole("button", { name: "Audio call" }).click();
@@ -269,6 +269,14 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await ann.getByRole("button", { name: "Hang up" }).click();
     await bob.getByRole("alertdialog").waitFor({ state: "detached", timeout: T });
     await bob.locator(".call-entry.missed", { hasText: "Missed call from Ann Lee" }).waitFor({ timeout: T });
+    // Declined: Bob rejects, Ann's call ends and both see the entry.
+    await ann.getByRole("button", { name: "Audio call" }).click();
+    await bob.getByRole("alertdialog").waitFor({ timeout: T });
+    await bob.getByRole("button", { name: "Decline" }).click();
+    await ann.locator("section.call").waitFor({ state: "detached", timeout: T });
+    await ann.locator(".call-entry.declined").waitFor({ timeout: T });
+    await bob.locator(".call-entry.declined").waitFor({ timeout: T });
+    assert.equal(await ann.evaluate(() => window.iris.calls.current), null);
   });
 
   await t.test("video call with direct ICE, screen sharing, hang-up", async () => {
