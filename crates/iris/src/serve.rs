@@ -5,7 +5,7 @@ use crate::secrets;
 use anyhow::{bail, Context};
 use axum::extract::Request;
 use axum::http::{header, StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
 use iris_api::{ApiLimits, AppState};
@@ -88,7 +88,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         hsts: config.http.hsts,
     };
-    let mut extra = Router::new().route("/", get(landing));
+    // The web client at `/` (embedded by iris-web).
+    let mut extra = iris_web::router();
     if let Some(xmpp) = &xmpp {
         extra = extra.merge(xmpp.router());
     }
@@ -424,16 +425,6 @@ fn redirect_router(https_port: u16) -> Router {
             Err(_) => (StatusCode::BAD_REQUEST, "bad request target").into_response(),
         }
     })
-}
-
-async fn landing() -> Response {
-    Html(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Iris</title>\
-         <body style=\"font-family:system-ui;max-width:40em;margin:4em auto\">\
-         <h1>Iris is running</h1><p>The REST API is at <a href=/api/v1/openapi.json>/api/v1</a>; \
-         health at <a href=/healthz>/healthz</a>.</p></body></html>",
-    )
-    .into_response()
 }
 
 fn print_banner(

@@ -7,40 +7,14 @@
 //! `tests/browser/node_modules` (`npm ci --prefix tests/browser`, as `.ci/run` does).
 mod common;
 
-use common::{Db, Server};
-use std::path::{Path, PathBuf};
+use common::{browser_skip_reason, repo_root, Db, Server, CHROMIUM};
 use std::process::Command;
 use std::time::Instant;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn skip_reason(browser_dir: &Path) -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        return Some(format!(
-            "{CHROMIUM} not installed (apt-get install -y chromium)"
-        ));
-    }
-    if !browser_dir.join("node_modules/playwright-core").is_dir() {
-        return Some(format!(
-            "{} missing (npm ci --prefix tests/browser)",
-            browser_dir.join("node_modules").display()
-        ));
-    }
-    let node = Command::new("node").arg("--version").output();
-    if !node.map(|o| o.status.success()).unwrap_or(false) {
-        return Some("node not installed".to_owned());
-    }
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_peers_exchange_media_through_the_relay_over_udp_tcp_and_tls() {
     let browser_dir = repo_root().join("tests/browser");
-    if let Some(why) = skip_reason(&browser_dir) {
+    if let Some(why) = browser_skip_reason(&browser_dir) {
         println!("SKIPPED browser relay test: {why}");
         return;
     }

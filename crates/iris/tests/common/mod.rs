@@ -231,3 +231,31 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// Debian's Chromium, driven by the browser tests through playwright-core.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The repository root (for `tests/browser`, `target/screenshots`).
+pub fn repo_root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Why a browser test cannot run here (no Chromium, node or playwright-core), if so.
+pub fn browser_skip_reason(browser_dir: &std::path::Path) -> Option<String> {
+    if !std::path::Path::new(CHROMIUM).exists() {
+        return Some(format!(
+            "{CHROMIUM} not installed (apt-get install -y chromium)"
+        ));
+    }
+    if !browser_dir.join("node_modules/playwright-core").is_dir() {
+        return Some(format!(
+            "{} missing (npm ci --prefix tests/browser)",
+            browser_dir.join("node_modules").display()
+        ));
+    }
+    let node = Command::new("node").arg("--version").output();
+    if !node.map(|o| o.status.success()).unwrap_or(false) {
+        return Some("node not installed".to_owned());
+    }
+    None
+}

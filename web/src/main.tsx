@@ -1,0 +1,25 @@
+//! Entry point: creates the App and Calls, restores a saved session, renders the UI.
+import { render } from "preact";
+import { App } from "./app";
+import { Calls } from "./call";
+import { Root } from "./ui";
+import "./styles.css";
+
+const app = new App();
+const calls = new Calls(app);
+// A handle for debugging and for the browser tests (getStats on the current call).
+(window as unknown as { iris: unknown }).iris = { app, calls };
+window.addEventListener("hashchange", () => app.route());
+document.addEventListener("visibilitychange", () => {
+  const c = app.conversations.get(app.active);
+  if (c) app.markDisplayed(c);
+  app.emit();
+});
+if (app.user) {
+  app.start();
+  app.route();
+}
+const root = document.getElementById("app");
+if (root) render(<Root app={app} calls={calls} />, root);
+// Time to interactive: the first render is done and handlers are attached.
+performance.mark("iris-interactive");
