@@ -220,7 +220,8 @@ for s in "${SCENARIOS[@]}"; do
   call_ok=$(field ok); chat=$(field chat_ms); ttfm=$(field ttfm_ms); gap=$(field gap_ms); pair="$(field a.local) ⇄ $(field a.remote)"
   [ "$call_ok" = true ] || { log "$s: call failed: $(field error)"; tail -n 20 "$WORK/call-$s.err" >&2; }
   log "$s: call $call"
-  [ "$s" != S7 ] || [ "$gap" != "-" ] || call_ok=false
+  # after an address change the call resumes within a few seconds (10 s at most here).
+  if [ "$s" = S7 ] && { [ "$gap" = "-" ] || [ "$gap" -gt 10000 ]; }; then call_ok=false; fi
   status=pass
   { [ "$nc_ok" = yes ] && [ "$call_ok" = true ]; } || { status=FAIL; FAILED=1; }
   ROWS+=("$s|$status|$code ${summary:0:70}|$chat|$call_ok|$ttfm|$gap|$pair|$(( $(date +%s) - t0 ))")

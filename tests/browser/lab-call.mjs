@@ -158,14 +158,15 @@ async function pageStats() {
 
 // ---- driver ----
 
-function wrapper(ns) {
-  const file = path.join(os.tmpdir(), `iris-lab-chromium-${ns}.sh`);
+function wrapper(ns, dir) {
+  const file = path.join(dir, `chromium-in-${ns}.sh`);
   fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
   return file;
 }
 
 async function launch(ns, proxy) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "iris-lab-profile-"));
+  const profile = path.join(dir, "profile");
   const args = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -176,8 +177,8 @@ async function launch(ns, proxy) {
     const [name, ip] = process.env.LAB_RESOLVE.split("=");
     args.push(`--host-resolver-rules=MAP ${name} ${ip}`);
   }
-  const ctx = await chromium.launchPersistentContext(dir, {
-    executablePath: wrapper(ns), headless: true, ignoreHTTPSErrors: true, timeout: 60000, args,
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: wrapper(ns, dir), headless: true, ignoreHTTPSErrors: true, timeout: 60000, args,
   });
   return { ctx, dir };
 }

@@ -10,11 +10,25 @@ mod secrets;
 mod serve;
 mod user_cmd;
 
-use clap::Parser;
+use clap::Parser as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `iris netcheck` uses 2 for "no media path"; its usage errors are EX_USAGE (64).
+            let code = if !e.use_stderr() {
+                0
+            } else if std::env::args().any(|a| a == "netcheck") {
+                64
+            } else {
+                2
+            };
+            return ExitCode::from(code);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -162,6 +162,13 @@ async fn netcheck_verdicts_against_a_real_server() {
         "{r:#}"
     );
 
+    // Usage errors are 64, apart from the verdict codes.
+    let out = Command::new(common::bin())
+        .args(["netcheck", "--no-such-flag"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+
     // No credentials: reachability only.
     let (code, r, _) = tokio::task::block_in_place(|| netcheck(&[&base]));
     assert_eq!(code, 4, "{r:#}");
