@@ -45,7 +45,8 @@ async function login(page, login) {
   await page.waitForFunction(() => window.iris.app.status === "online" && window.iris.app.readyAt > 0, null, { timeout: T });
 }
 
-const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+// Screenshots of the main screens, without transient toasts.
+const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), style: ".toasts { display: none !important; }" });
 const contactRow = (page, jid) => page.locator(`button.row[data-jid="${jid}"]`);
 
 async function presenceOf(page, jid, text) {
@@ -181,6 +182,32 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await bob.getByLabel("Status message").fill("");
     await bob.getByLabel("Status message").press("Enter");
     await presenceOf(ann, "bob@localhost", "Available");
+    // Settings: devices, relay-only calls, notifications; Escape closes and returns focus.
+    await ann.getByRole("button", { name: "Settings" }).click();
+    await ann.getByRole("dialog", { name: "Settings" }).getByLabel("Camera").waitFor();
+    // A new avatar (vCard photo) reaches Bob through the presence hash.
+    const png = await ann.evaluate(() => {
+      const c = document.createElement("canvas");
+      c.width = c.height = 96;
+      const g = c.getContext("2d");
+      const grad = g.createLinearGradient(0, 0, 96, 96);
+      grad.addColorStop(0, "#ff9a8b");
+      grad.addColorStop(1, "#ff6a88");
+      g.fillStyle = grad;
+      g.fillRect(0, 0, 96, 96);
+      g.fillStyle = "#fff";
+      g.beginPath();
+      g.arc(48, 38, 18, 0, Math.PI * 2);
+      g.arc(48, 100, 36, 0, Math.PI * 2);
+      g.fill();
+      return c.toDataURL("image/png").split(",")[1];
+    });
+    await ann.getByLabel("Avatar image").setInputFiles({ name: "me.png", mimeType: "image/png", buffer: Buffer.from(png, "base64") });
+    await ann.locator(".avatar-pick img").waitFor({ timeout: T });
+    await contactRow(bob, "ann@localhost").locator(".avatar img").waitFor({ timeout: T });
+    await shot(ann, "09-settings");
+    await ann.keyboard.press("Escape");
+    await ann.getByRole("dialog").waitFor({ state: "detached" });
   });
 
   await t.test("1:1 chat: message, unread, read marker, typing, edit, delete, links", async () => {

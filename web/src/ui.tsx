@@ -658,9 +658,10 @@ function Settings({ app, calls, onClose }: { app: App; calls: Calls; onClose: ()
   return (
     <Modal title="Settings" onClose={onClose}>
       <div class="settings">
-        <label>
-          Avatar
-          <input type="file" accept="image/*" onChange={(e) => {
+        <label class="avatar-pick">
+          <Avatar name={app.user?.display_name || app.me} src={app.myAvatar} size={56} />
+          <span>Avatar</span>
+          <input type="file" accept="image/*" aria-label="Avatar image" onChange={(e) => {
             const f = e.currentTarget.files?.[0];
             if (f) app.setAvatar(f).catch((err) => app.toast(`Avatar not saved: ${(err as Error).message}`));
           }} />
