@@ -370,6 +370,26 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     for (const p of [ann, bob]) await p.evaluate(() => (window.iris.calls.relayOnly = false));
   });
 
+  await t.test("history scroll-back pages through the archive (MAM)", async () => {
+    await ann.evaluate(() => {
+      window.iris.app.conversation("cat@localhost");
+      for (let i = 1; i <= 55; i++) window.iris.app.sendMessage("cat@localhost", `History line ${i}`);
+    });
+    await ann.waitForFunction(() => window.iris.app.conversation("cat@localhost").messages.filter((m) => m.state !== "sending").length >= 55, null, { timeout: T });
+    // A fresh page load restores the session and loads the newest page only.
+    await cat.reload();
+    await cat.waitForFunction(() => window.iris.app.status === "online" && window.iris.app.readyAt > 0, null, { timeout: T });
+    await contactRow(cat, "ann@localhost").click();
+    await cat.locator(".msg .text", { hasText: "History line 55" }).waitFor({ timeout: T });
+    assert.equal(await cat.locator(".msg .text", { hasText: /^History line 1$/ }).count(), 0, "only the newest page at first");
+    for (let i = 0; i < 10 && !(await cat.locator(".msg .text", { hasText: /^History line 1$/ }).count()); i++) {
+      await cat.locator(".messages").evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event("scroll")); });
+      await cat.waitForTimeout(400);
+    }
+    await cat.locator(".msg .text", { hasText: /^History line 1$/ }).waitFor({ timeout: T });
+    await cat.getByRole("button", { name: "Back to contacts" }).click();
+  });
+
   await t.test("removing a contact", async () => {
     cat.once("dialog", (d) => d.accept());
     await contactRow(cat, "ann@localhost").click();
