@@ -45,8 +45,14 @@ async function login(page, login) {
   await page.waitForFunction(() => window.iris.app.status === "online" && window.iris.app.readyAt > 0, null, { timeout: T });
 }
 
-// Screenshots of the main screens, without transient toasts.
-const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), style: ".toasts { display: none !important; }" });
+// Screenshots of the main screens, without transient toasts (hidden through the CSSOM: the
+// app's CSP rightly refuses injected <style> elements).
+async function shot(page, name) {
+  const toasts = (show) => page.evaluate((v) => document.querySelector(".toasts")?.style.setProperty("display", v), show);
+  await toasts("none");
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+  await toasts("");
+}
 const contactRow = (page, jid) => page.locator(`button.row[data-jid="${jid}"]`);
 
 async function presenceOf(page, jid, text) {
