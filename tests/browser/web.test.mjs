@@ -225,6 +225,7 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await annInput.press("Enter");
     // Bob has not opened the chat: an unread badge.
     await contactRow(bob, "ann@localhost").getByLabel("2 unread").waitFor({ timeout: T });
+    assert.equal(await bob.title(), "(2) Iris", "the tab title counts unread messages");
     await contactRow(bob, "ann@localhost").click();
     await bob.locator(".msg .text", { hasText: "Can you review it today?" }).waitFor({ timeout: T });
     const link = bob.locator(".msg a", { hasText: "https://example.com/plan" });
