@@ -250,6 +250,11 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await oops.hover();
     await oops.getByRole("button", { name: "Delete message" }).click();
     await bob.locator(".msg.retracted", { hasText: "Message deleted" }).waitFor({ timeout: T });
+    // Keyboard: Alt+↓ / Alt+↑ switch conversations.
+    await ann.keyboard.press("Alt+ArrowDown");
+    await ann.getByRole("heading", { name: "Cat Diaz" }).waitFor({ timeout: T });
+    await ann.keyboard.press("Alt+ArrowUp");
+    await ann.getByRole("heading", { name: "Bob Stone" }).waitFor({ timeout: T });
     // The connection drops: the app shows it, resumes the XEP-0198 session and delivers what
     // was written meanwhile.
     const dropped = await ann.evaluate(() => {
