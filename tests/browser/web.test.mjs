@@ -45,7 +45,14 @@ async function login(page, login) {
   await page.waitForFunction(() => window.iris.app.status === "online" && window.iris.app.readyAt > 0, null, { timeout: T });
 }
 
-const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+// Screenshots of the main screens, without transient toasts (hidden through the CSSOM: the
+// app's CSP rightly refuses injected <style> elements).
+async function shot(page, name) {
+  const toasts = (show) => page.evaluate((v) => document.querySelector(".toasts")?.style.setProperty("display", v), show);
+  await toasts("none");
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+  await toasts("");
+}
 const contactRow = (page, jid) => page.locator(`button.row[data-jid="${jid}"]`);
 
 async function presenceOf(page, jid, text) {
@@ -181,6 +188,32 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await bob.getByLabel("Status message").fill("");
     await bob.getByLabel("Status message").press("Enter");
     await presenceOf(ann, "bob@localhost", "Available");
+    // Settings: devices, relay-only calls, notifications; Escape closes and returns focus.
+    await ann.getByRole("button", { name: "Settings" }).click();
+    await ann.getByRole("dialog", { name: "Settings" }).getByLabel("Camera").waitFor();
+    // A new avatar (vCard photo) reaches Bob through the presence hash.
+    const png = await ann.evaluate(() => {
+      const c = document.createElement("canvas");
+      c.width = c.height = 96;
+      const g = c.getContext("2d");
+      const grad = g.createLinearGradient(0, 0, 96, 96);
+      grad.addColorStop(0, "#ff9a8b");
+      grad.addColorStop(1, "#ff6a88");
+      g.fillStyle = grad;
+      g.fillRect(0, 0, 96, 96);
+      g.fillStyle = "#fff";
+      g.beginPath();
+      g.arc(48, 38, 18, 0, Math.PI * 2);
+      g.arc(48, 100, 36, 0, Math.PI * 2);
+      g.fill();
+      return c.toDataURL("image/png").split(",")[1];
+    });
+    await ann.getByLabel("Avatar image").setInputFiles({ name: "me.png", mimeType: "image/png", buffer: Buffer.from(png, "base64") });
+    await ann.locator(".avatar-pick img").waitFor({ timeout: T });
+    await contactRow(bob, "ann@localhost").locator(".avatar img").waitFor({ timeout: T });
+    await shot(ann, "09-settings");
+    await ann.keyboard.press("Escape");
+    await ann.getByRole("dialog").waitFor({ state: "detached" });
   });
 
   await t.test("1:1 chat: message, unread, read marker, typing, edit, delete, links", async () => {
@@ -192,6 +225,7 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await annInput.press("Enter");
     // Bob has not opened the chat: an unread badge.
     await contactRow(bob, "ann@localhost").getByLabel("2 unread").waitFor({ timeout: T });
+    assert.equal(await bob.title(), "(2) Iris", "the tab title counts unread messages");
     await contactRow(bob, "ann@localhost").click();
     await bob.locator(".msg .text", { hasText: "Can you review it today?" }).waitFor({ timeout: T });
     const link = bob.locator(".msg a", { hasText: "https://example.com/plan" });
@@ -216,6 +250,11 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await oops.hover();
     await oops.getByRole("button", { name: "Delete message" }).click();
     await bob.locator(".msg.retracted", { hasText: "Message deleted" }).waitFor({ timeout: T });
+    // Keyboard: Alt+↓ / Alt+↑ switch conversations.
+    await ann.keyboard.press("Alt+ArrowDown");
+    await ann.getByRole("heading", { name: "Cat Diaz" }).waitFor({ timeout: T });
+    await ann.keyboard.press("Alt+ArrowUp");
+    await ann.getByRole("heading", { name: "Bob Stone" }).waitFor({ timeout: T });
     // The connection drops: the app shows it, resumes the XEP-0198 session and delivers what
     // was written meanwhile.
     const dropped = await ann.evaluate(() => {
@@ -341,6 +380,26 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     console.log(`ICE restart: media flowing again ${Date.now() - restartedAt} ms after the network change`);
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
     for (const p of [ann, bob]) await p.evaluate(() => (window.iris.calls.relayOnly = false));
+  });
+
+  await t.test("history scroll-back pages through the archive (MAM)", async () => {
+    await ann.evaluate(() => {
+      window.iris.app.conversation("cat@localhost");
+      for (let i = 1; i <= 55; i++) window.iris.app.sendMessage("cat@localhost", `History line ${i}`);
+    });
+    await ann.waitForFunction(() => window.iris.app.conversation("cat@localhost").messages.filter((m) => m.state !== "sending").length >= 55, null, { timeout: T });
+    // A fresh page load restores the session and loads the newest page only.
+    await cat.reload();
+    await cat.waitForFunction(() => window.iris.app.status === "online" && window.iris.app.readyAt > 0, null, { timeout: T });
+    await contactRow(cat, "ann@localhost").click();
+    await cat.locator(".msg .text", { hasText: "History line 55" }).waitFor({ timeout: T });
+    assert.equal(await cat.locator(".msg .text", { hasText: /^History line 1$/ }).count(), 0, "only the newest page at first");
+    for (let i = 0; i < 10 && !(await cat.locator(".msg .text", { hasText: /^History line 1$/ }).count()); i++) {
+      await cat.locator(".messages").evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event("scroll")); });
+      await cat.waitForTimeout(400);
+    }
+    await cat.locator(".msg .text", { hasText: /^History line 1$/ }).waitFor({ timeout: T });
+    await cat.getByRole("button", { name: "Back to contacts" }).click();
   });
 
   await t.test("removing a contact", async () => {

@@ -108,6 +108,11 @@ export class App {
   }
   emit() {
     this.listeners.forEach((f) => f());
+    // The tab title shows the unread total.
+    let unread = 0;
+    for (const c of this.conversations.values()) unread += c.unread;
+    const title = unread ? `(${unread}) Iris` : "Iris";
+    if (typeof document !== "undefined" && document.title !== title) document.title = title;
   }
 
   toast(text: string) {

@@ -146,7 +146,7 @@ function Welcome({ app }: { app: App }) {
     <section class="welcome">
       <img src="/favicon.svg" alt="" width={72} height={72} />
       <h2>Welcome, {app.user?.display_name || app.nick}</h2>
-      <p class="muted">Pick a contact or a bubble to start talking. Press <kbd>/</kbd> to search.</p>
+      <p class="muted">Pick a contact or a bubble to start talking. Press <kbd>/</kbd> to search, <kbd>Alt</kbd>+<kbd>↑</kbd>/<kbd>↓</kbd> to switch conversations.</p>
     </section>
   );
 }
@@ -205,6 +205,23 @@ function Sidebar({ app, onNewBubble, onSettings }: { app: App; onNewBubble: () =
     .sort((a, b) => Number(bestPresence(b).online) - Number(bestPresence(a).online) || a.name.localeCompare(b.name));
   const bubbles = [...app.conversations.values()].filter((c) => c.kind === "groupchat");
   const me = app.user;
+  // Alt+↑ / Alt+↓ move to the previous / next conversation in the sidebar's order.
+  const order: [string, Conversation["kind"]][] = [...bubbles.map((b) => [b.jid, "groupchat"] as [string, Conversation["kind"]]), ...roster.map((c) => [c.jid, "chat"] as [string, Conversation["kind"]])];
+  const orderRef = useRef(order);
+  orderRef.current = order;
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (!e.altKey || (e.key !== "ArrowUp" && e.key !== "ArrowDown")) return;
+      const list = orderRef.current;
+      if (list.length === 0) return;
+      e.preventDefault();
+      const i = list.findIndex(([j]) => j === app.active);
+      const next = list[(i + (e.key === "ArrowDown" ? 1 : list.length - 1) + (i < 0 && e.key === "ArrowUp" ? 1 : 0)) % list.length];
+      if (next) app.open(next[0], next[1]);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
   return (
     <aside class="sidebar" aria-label="Contacts and bubbles">
       <header class="me">
@@ -373,7 +390,7 @@ function ConversationView({ app, calls, conv }: { app: App; calls: Calls; conv: 
     } else if (e.key === "Escape" && editing) {
       setEditing(null);
       setDraft("");
-    } else if (e.key === "ArrowUp" && !draft) {
+    } else if (e.key === "ArrowUp" && !draft && !e.altKey) {
       const last = [...conv.messages].reverse().find((m) => m.mine && !m.call && !m.retracted);
       if (last) {
         e.preventDefault();
@@ -658,9 +675,10 @@ function Settings({ app, calls, onClose }: { app: App; calls: Calls; onClose: ()
   return (
     <Modal title="Settings" onClose={onClose}>
       <div class="settings">
-        <label>
-          Avatar
-          <input type="file" accept="image/*" onChange={(e) => {
+        <label class="avatar-pick">
+          <Avatar name={app.user?.display_name || app.me} src={app.myAvatar} size={56} />
+          <span>Avatar</span>
+          <input type="file" accept="image/*" aria-label="Avatar image" onChange={(e) => {
             const f = e.currentTarget.files?.[0];
             if (f) app.setAvatar(f).catch((err) => app.toast(`Avatar not saved: ${(err as Error).message}`));
           }} />
