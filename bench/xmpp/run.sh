@@ -73,7 +73,7 @@ start_iris() {
         IRIS_RELAY__UDP_LISTEN="[\"127.0.0.1:0\"]" IRIS_RELAY__TCP_LISTEN="[]" IRIS_RELAY__RELAY_IPS="[\"127.0.0.1\"]"
     for i in $(seq 0 $((CLIENTS - 1))); do
         echo "user$i@localhost"
-    done | xargs -P 2 -I{} "$IRIS_BIN" user add {} --password "$PASSWORD" --data-dir "$dir" >/dev/null
+    done | xargs -I{} "$IRIS_BIN" user add {} --password "$PASSWORD" --data-dir "$dir" >/dev/null
     taskset -c "$SERVER_CPUS" "$IRIS_BIN" serve --data-dir "$dir" > "$dir/stdout.log" 2>&1 &
     server_pid=$!
     wait_port

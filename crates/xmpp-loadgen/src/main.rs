@@ -104,6 +104,29 @@ fn target(args: &Args) -> Target {
 
 /// Logs `n` users in (8 at a time), sends available presence, keeps the sessions open.
 async fn idle(args: &Args) -> Result<()> {
+    // Warm-up: the first concurrent logins grow the server's heap for password hashing
+    // (argon2id in Iris) and TLS; that is not per-session memory, so measure from after it.
+    let mut warm = tokio::task::JoinSet::new();
+    for i in 0..args.idle.min(8) {
+        let args = args.clone();
+        warm.spawn(async move {
+            let u = user(i % args.clients.max(1));
+            let (mut w, _, _) = login(
+                &target(&args),
+                &u,
+                &args.password,
+                &format!("warm{i}"),
+                true,
+            )
+            .await?;
+            w.close().await;
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = warm.join_next().await {
+        r??;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(args.server_pid);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
