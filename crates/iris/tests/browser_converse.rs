@@ -17,7 +17,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn skip_reason(browser_dir: &Path) -> Option<String> {
     if !Path::new(CHROMIUM).exists() {
-        return Some(format!("{CHROMIUM} not installed (apt-get install -y chromium)"));
+        return Some(format!(
+            "{CHROMIUM} not installed (apt-get install -y chromium)"
+        ));
     }
     for module in ["playwright-core", "converse.js"] {
         if !browser_dir.join("node_modules").join(module).is_dir() {
