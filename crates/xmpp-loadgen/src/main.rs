@@ -1,0 +1,395 @@
+//! `xmpp-loadgen`: XMPP load over WebSocket against any server (Iris, Prosody, ejabberd) —
+//! logins/s and memory per idle session, 1:1 chat and MUC fan-out with XEP-0198 acks —
+//! printing one `RESULT key=value …` line per scenario. Bounded in count and time.
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use iris_xmpp_loadgen::{attr, connect, login, text_of, Reader, Target, Writer, SM};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "XMPP over WebSocket load generator (bench/xmpp)")]
+struct Args {
+    /// ws:// or wss:// URL of the XMPP WebSocket endpoint.
+    #[arg(long)]
+    url: String,
+    /// XMPP domain; users are user0..user{N-1}@domain.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    #[arg(long, default_value = "bench-password")]
+    password: String,
+    /// Register the users first with in-band registration (XEP-0077; Prosody, ejabberd).
+    #[arg(long)]
+    register: bool,
+    /// Clients (and users) in the 1:1 and MUC scenarios.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Messages each client sends in the 1:1 scenario.
+    #[arg(long, default_value_t = 100)]
+    messages: usize,
+    /// Clients that send in the MUC scenario (all `clients` are occupants).
+    #[arg(long, default_value_t = 5)]
+    muc_senders: usize,
+    /// Messages each MUC sender sends.
+    #[arg(long, default_value_t = 40)]
+    muc_messages: usize,
+    /// Idle sessions opened for logins/s and memory per session.
+    #[arg(long, default_value_t = 200)]
+    idle: usize,
+    /// Messages in flight per client before it waits for the server's ack.
+    #[arg(long, default_value_t = 10)]
+    window: usize,
+    /// Server process id, for its resident memory (VmRSS).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// MUC service host (default conference.<domain>).
+    #[arg(long)]
+    muc_service: Option<String>,
+    /// Scenarios to run: any of idle,chat,muc.
+    #[arg(long, default_value = "idle,chat,muc")]
+    scenarios: String,
+}
+
+fn user(i: usize) -> String {
+    format!("user{i}")
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+async fn register(args: &Args, n: usize) -> Result<()> {
+    let target = target(args);
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(n.div_ceil(8).max(1)) {
+        let (chunk, target, pw) = (chunk.to_vec(), target.clone(), args.password.clone());
+        tasks.spawn(async move {
+            for i in chunk {
+                let (mut w, mut r) = connect(&target).await?;
+                w.send(&format!(
+                    "<iq xmlns='jabber:client' type='set' id='reg'><query xmlns='jabber:iq:register'><username>{}</username><password>{pw}</password></query></iq>",
+                    user(i)
+                ))
+                .await?;
+                let el = r.until("id='reg'").await?;
+                if el.contains("type='error'") && !el.contains("conflict") {
+                    bail!("registering {}: {el}", user(i));
+                }
+                w.close().await;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+fn target(args: &Args) -> Target {
+    Target {
+        url: args.url.clone(),
+        domain: args.domain.clone(),
+    }
+}
+
+/// Logs `n` users in (8 at a time), sends available presence, keeps the sessions open.
+async fn idle(args: &Args) -> Result<()> {
+    // Warm-up: the first concurrent logins grow the server's heap for password hashing
+    // (argon2id in Iris) and TLS; that is not per-session memory, so measure from after it.
+    let mut warm = tokio::task::JoinSet::new();
+    for i in 0..args.idle.min(8) {
+        let args = args.clone();
+        warm.spawn(async move {
+            let u = user(i % args.clients.max(1));
+            let (mut w, _, _) = login(
+                &target(&args),
+                &u,
+                &args.password,
+                &format!("warm{i}"),
+                true,
+            )
+            .await?;
+            w.close().await;
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = warm.join_next().await {
+        r??;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(args.server_pid);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let n = args.idle;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(n.div_ceil(8).max(1)) {
+        let (chunk, args) = (chunk.to_vec(), args.clone());
+        tasks.spawn(async move {
+            let mut held = Vec::new();
+            for i in chunk {
+                let (mut w, r, _) = login(
+                    &target(&args),
+                    &user(i % args.clients.max(1)),
+                    &args.password,
+                    &format!("idle{i}"),
+                    true,
+                )
+                .await
+                .with_context(|| format!("login {i}"))?;
+                w.send("<presence xmlns='jabber:client'/>").await?;
+                held.push((w, r));
+            }
+            Ok::<_, anyhow::Error>(held)
+        });
+    }
+    let mut sessions = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        sessions.extend(r??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(args.server_pid);
+    let per = match (before, after) {
+        (Some(b), Some(a)) => format!("{:.1}", (a as f64 - b as f64) / n as f64),
+        _ => "n/a".into(),
+    };
+    println!(
+        "RESULT scenario=idle sessions={n} logins_per_s={:.1} rss_before_kib={} rss_after_kib={} kib_per_idle_session={per}",
+        n as f64 / elapsed,
+        before.unwrap_or(0),
+        after.unwrap_or(0),
+    );
+    for (mut w, _) in sessions {
+        w.close().await;
+    }
+    Ok(())
+}
+
+/// One client's share of a messaging scenario.
+struct Job {
+    writer: Writer,
+    reader: Reader,
+    /// stanzas to send, in order (each becomes one message, its body stamped with the time)
+    to: String,
+    kind: &'static str,
+    count: usize,
+    /// messages this client expects to receive
+    expect: usize,
+    /// stanzas sent since XEP-0198 was enabled, before the job (they count in `h`)
+    base: usize,
+}
+
+/// Runs one client: windowed sends with `<r/>` after each burst, answers `<r/>`, records the
+/// latency of every bench message received. Returns (latencies µs, acked, received).
+async fn run_client(
+    mut job: Job,
+    window: usize,
+    t0: Instant,
+    deadline: Instant,
+) -> (Vec<u64>, usize, usize) {
+    let (mut sent, mut acked, mut inbound) = (0usize, 0usize, 0u32);
+    let mut lat = Vec::with_capacity(job.expect);
+    loop {
+        if sent < job.count && sent - acked < window {
+            let burst = (job.count - sent).min(window - (sent - acked));
+            let mut items = Vec::with_capacity(burst + 1);
+            for _ in 0..burst {
+                let us = t0.elapsed().as_micros();
+                items.push(format!(
+                    "<message xmlns='jabber:client' type='{}' to='{}' id='l{sent}'><body>lg {us}</body></message>",
+                    job.kind, job.to
+                ));
+                sent += 1;
+            }
+            items.push(format!("<r xmlns='{SM}'/>"));
+            if job.writer.send_all(items).await.is_err() {
+                break;
+            }
+        }
+        if sent == job.count && acked >= job.count && lat.len() >= job.expect {
+            break;
+        }
+        let el = match tokio::time::timeout_at(deadline.into(), job.reader.next()).await {
+            Ok(Some(el)) => el,
+            _ => break,
+        };
+        if el.starts_with("<a ") {
+            if let Some(h) = attr(&el, "h").and_then(|h| h.parse::<usize>().ok()) {
+                acked = acked.max(h.saturating_sub(job.base));
+            }
+        } else if el.starts_with("<r ") {
+            let _ = job
+                .writer
+                .send(&format!("<a xmlns='{SM}' h='{inbound}'/>"))
+                .await;
+        } else if ["<message", "<presence", "<iq"]
+            .iter()
+            .any(|p| el.starts_with(p))
+        {
+            inbound = inbound.wrapping_add(1);
+            if el.starts_with("<message") && !el.contains("<delay") {
+                if let Some(us) = text_of(&el, "body")
+                    .and_then(|b| b.strip_prefix("lg "))
+                    .and_then(|t| t.parse::<u128>().ok())
+                {
+                    lat.push((t0.elapsed().as_micros().saturating_sub(us)) as u64);
+                }
+            }
+        }
+    }
+    job.writer.close().await;
+    (lat, acked, sent)
+}
+
+async fn run_jobs(name: &str, jobs: Vec<Job>, window: usize, extra: String) -> Result<()> {
+    let total_sent: usize = jobs.iter().map(|j| j.count).sum();
+    let total_expect: usize = jobs.iter().map(|j| j.expect).sum();
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(180);
+    let mut set = tokio::task::JoinSet::new();
+    for j in jobs {
+        set.spawn(run_client(j, window, t0, deadline));
+    }
+    let (mut lat, mut acked) = (Vec::new(), 0usize);
+    while let Some(r) = set.join_next().await {
+        let (l, a, _) = r?;
+        lat.extend(l);
+        acked += a;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    println!(
+        "RESULT scenario={name} sent={total_sent} acked={acked} delivered={}/{total_expect} seconds={elapsed:.2} msgs_per_s={:.0} deliveries_per_s={:.0} p50_ms={:.1} p99_ms={:.1}{extra}",
+        lat.len(),
+        acked as f64 / elapsed,
+        lat.len() as f64 / elapsed,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+    );
+    Ok(())
+}
+
+/// 1:1: client i and i^1 chat; each sends `messages` to the other.
+async fn chat(args: &Args) -> Result<()> {
+    let n = args.clients & !1;
+    let mut jobs = Vec::new();
+    for i in 0..n {
+        let (writer, reader, _) =
+            login(&target(args), &user(i), &args.password, "chat", true).await?;
+        jobs.push(Job {
+            writer,
+            reader,
+            to: format!("{}@{}", user(i ^ 1), args.domain),
+            kind: "chat",
+            count: args.messages,
+            expect: args.messages,
+            base: 1,
+        });
+    }
+    for j in jobs.iter_mut() {
+        j.writer.send("<presence xmlns='jabber:client'/>").await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run_jobs("chat", jobs, args.window, format!(" clients={n}")).await
+}
+
+/// MUC fan-out: all clients join one room; `muc_senders` of them send.
+async fn muc(args: &Args) -> Result<()> {
+    let service = args
+        .muc_service
+        .clone()
+        .unwrap_or_else(|| format!("conference.{}", args.domain));
+    let room = format!("bench{}@{service}", std::process::id());
+    let n = args.clients;
+    let mut clients = Vec::new();
+    for i in 0..n {
+        clients.push(login(&target(args), &user(i), &args.password, "muc", true).await?);
+    }
+    // owner creates the room, accepts the default configuration, makes everyone a member
+    {
+        let (w, r, _) = &mut clients[0];
+        w.send(&format!(
+            "<presence xmlns='jabber:client' to='{room}/u0'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await?;
+        r.until("status code='110'").await?;
+        w.send(&format!(
+            "<iq xmlns='jabber:client' type='set' to='{room}' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>"
+        ))
+        .await?;
+        r.until("id='cfg'").await?;
+        let items: String = (1..n)
+            .map(|i| {
+                format!(
+                    "<item affiliation='member' jid='{}@{}'/>",
+                    user(i),
+                    args.domain
+                )
+            })
+            .collect();
+        w.send(&format!(
+            "<iq xmlns='jabber:client' type='set' to='{room}' id='aff'><query xmlns='http://jabber.org/protocol/muc#admin'>{items}</query></iq>"
+        ))
+        .await?;
+        let el = r.until("id='aff'").await?;
+        if el.contains("type='error'") {
+            bail!("setting affiliations: {el}");
+        }
+    }
+    for (i, (w, r, _)) in clients.iter_mut().enumerate().skip(1) {
+        w.send(&format!(
+            "<presence xmlns='jabber:client' to='{room}/u{i}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
+        ))
+        .await?;
+        r.until("status code='110'").await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let senders = args.muc_senders.min(n);
+    let jobs = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, (writer, reader, _))| Job {
+            writer,
+            reader,
+            to: room.clone(),
+            kind: "groupchat",
+            count: if i < senders { args.muc_messages } else { 0 },
+            expect: senders * args.muc_messages,
+            // the join presence; the owner also sent the configuration and affiliation iqs
+            base: if i == 0 { 3 } else { 1 },
+        })
+        .collect();
+    run_jobs(
+        "muc",
+        jobs,
+        args.window,
+        format!(" occupants={n} senders={senders}"),
+    )
+    .await
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.register {
+        register(&args, args.clients).await.context("register")?;
+    }
+    for s in args.scenarios.split(',') {
+        match s.trim() {
+            "idle" => idle(&args).await.context("idle")?,
+            "chat" => chat(&args).await.context("chat")?,
+            "muc" => muc(&args).await.context("muc")?,
+            other => bail!("unknown scenario {other}"),
+        }
+    }
+    Ok(())
+}
