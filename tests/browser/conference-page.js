@@ -173,9 +173,9 @@
       direction: "sendonly",
       streams: [stream],
       sendEncodings: [
-        { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 100000 },
-        { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 300000 },
-        { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 800000 },
+        { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 85000 },
+        { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 260000 },
+        { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 700000 },
       ],
     });
     kinds.set(camera, "video");
