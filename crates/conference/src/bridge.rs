@@ -76,7 +76,10 @@ impl Bridge {
         if iq.kind != "set" {
             return Err(RoomIqError::BadRequest);
         }
-        let request = signal::parse(&iq.payload).map_err(wire)?;
+        let request = signal::parse(&iq.payload).map_err(|e| {
+            tracing::info!(error = %e, room = %iq.room, "conference request does not parse");
+            wire(e)
+        })?;
         match request {
             Request::Join { nick, offer, view } => {
                 // A second join from the same session replaces the first.

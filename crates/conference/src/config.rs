@@ -8,8 +8,6 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConferenceConfig {
-    /// Run the conference role inside `iris serve`.
-    pub enabled: bool,
     /// Address the media sockets bind to.
     pub bind: IpAddr,
     /// Address announced to clients as the unit's ICE candidate (defaults to `bind` when that
@@ -35,7 +33,6 @@ pub struct ConferenceConfig {
 impl Default for ConferenceConfig {
     fn default() -> Self {
         ConferenceConfig {
-            enabled: true,
             bind: IpAddr::from([0, 0, 0, 0]),
             public_ip: None,
             single_port: None,
@@ -44,7 +41,7 @@ impl Default for ConferenceConfig {
             max_participants: 50,
             max_rooms: 1000,
             vanish_timeout_ms: 4000,
-            drain_timeout_secs: 3600,
+            drain_timeout_secs: 300,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::{ConferenceError, ParticipantId};
 pub const NS: &str = "urn:xmpp:iris:conference:0";
 
 /// Longest SDP accepted.
-pub const MAX_SDP: usize = 64 * 1024;
+pub const MAX_SDP: usize = 200 * 1024;
 /// Most `<track/>` elements in one offer.
 pub const MAX_TRACK_ELEMENTS: usize = 40;
 /// Longest nick.

@@ -496,7 +496,10 @@ impl Unit {
         if self.rooms.get(&room).map_or(0, Room::len) >= self.config.max_participants {
             return Err(ConferenceError::Full);
         }
-        let sdp = SdpOffer::from_sdp_string(&offer.sdp).map_err(|_| ConferenceError::BadOffer)?;
+        let sdp = SdpOffer::from_sdp_string(&offer.sdp).map_err(|e| {
+            tracing::info!(error = %e, "conference offer does not parse");
+            ConferenceError::BadOffer
+        })?;
         let (socket, own_socket, addr) = match self.config.single_port {
             Some(_) => (0, false, self.sockets_addr(0)?),
             None => {
@@ -518,7 +521,7 @@ impl Unit {
         let answer = match rtc.sdp_api().accept_offer(sdp) {
             Ok(a) => a,
             Err(e) => {
-                tracing::debug!(error = %e, "conference offer refused");
+                tracing::info!(error = %e, "conference offer refused");
                 if own_socket {
                     self.sockets.release(socket);
                 }
@@ -1082,7 +1085,7 @@ fn check_offer(offer: &Offer) -> Result<(), ConferenceError> {
         || offer.slots.len() > MAX_SLOTS
         || !one_each
         || !offer.publish.iter().chain(&offer.slots).all(ok_mid)
-        || offer.sdp.len() > 64 * 1024
+        || offer.sdp.len() > crate::signal::MAX_SDP
     {
         return Err(ConferenceError::BadOffer);
     }

@@ -1,5 +1,6 @@
 //! The whole configuration: a TOML file, then `IRIS_…` environment variables, then command-line
 //! flags, each overriding the one before. Unknown keys are errors that name the key.
+use iris_conference::ConferenceConfig;
 use iris_model::Secret;
 use iris_relay::RelayConfig;
 use iris_services::AccountsConfig;
@@ -25,6 +26,7 @@ pub struct Config {
     pub roles: RolesConfig,
     pub relay: RelayConfig,
     pub xmpp: XmppConfig,
+    pub conference: ConferenceConfig,
     pub log: LogConfig,
 }
 
@@ -40,6 +42,7 @@ impl Default for Config {
             roles: RolesConfig::default(),
             relay: RelayConfig::default(),
             xmpp: XmppConfig::default(),
+            conference: ConferenceConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -102,6 +105,8 @@ pub struct RolesConfig {
     pub relay: bool,
     /// Run XMPP (WebSocket on the HTTPS listener, TCP 5222 STARTTLS, direct TLS 5223).
     pub xmpp: bool,
+    /// Run the conference unit (SFU); its signalling goes over XMPP, so it needs `xmpp`.
+    pub conference: bool,
 }
 
 impl Default for RolesConfig {
@@ -109,6 +114,7 @@ impl Default for RolesConfig {
         RolesConfig {
             relay: true,
             xmpp: true,
+            conference: true,
         }
     }
 }
@@ -186,6 +192,7 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, String
         config.relay.relay_ips = vec![[127, 0, 0, 1].into()];
         config.xmpp.c2s_listen = vec![SocketAddr::from((lo, 5222))];
         config.xmpp.direct_tls_listen = vec![SocketAddr::from((lo, 5223))];
+        config.conference.bind = lo.into();
     }
     if config.relay.realm == RelayConfig::default().realm {
         config.relay.realm = config.domain.clone();

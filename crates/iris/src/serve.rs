@@ -71,6 +71,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let conference = match &xmpp {
+        Some(xmpp) if config.roles.conference => Some(start_conference(&config, xmpp).await?),
+        _ => None,
+    };
     let draining = Arc::new(AtomicBool::new(false));
     let ice = Arc::new(IceSource::default());
     let state = AppState {
@@ -113,7 +117,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             join(&xmpp.direct_tls_addrs())
         );
     }
+    if let Some(unit) = &conference {
+        println!(
+            "  conference            UDP {}",
+            conference_ports(&config, unit)
+        );
+    }
     wait_for_signal().await;
+    if let Some(unit) = &conference {
+        // No new joins; running conferences go on (with their XMPP sessions) until they end.
+        running.draining.store(true, Ordering::Relaxed);
+        let deadline = Duration::from_secs(config.conference.drain_timeout_secs);
+        let left = unit.drained(deadline).await;
+        if left > 0 {
+            tracing::warn!(
+                left,
+                "conference drain deadline passed; cutting the remaining calls"
+            );
+        }
+    }
     if let Some(xmpp) = xmpp {
         // Streams get <system-shutdown/> and the archive is flushed before HTTP drains.
         xmpp.shutdown().await;
@@ -122,6 +144,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The conference unit with its XMPP signalling registered on `xmpp`.
+async fn start_conference(
+    config: &Config,
+    xmpp: &iris_xmpp_server::XmppHandle,
+) -> anyhow::Result<iris_conference::ConferenceHandle> {
+    let (unit, notices) = iris_conference::start(config.conference.clone())
+        .await
+        .context("conference: cannot bind the media socket")?;
+    let bridge = iris_conference::Bridge::start(unit.clone(), notices, xmpp.pusher());
+    xmpp.register_room_extension(Arc::new(bridge));
+    Ok(unit)
+}
+
+fn conference_ports(config: &Config, unit: &iris_conference::ConferenceHandle) -> String {
+    match config.conference.single_port {
+        Some(_) => unit.media_addr().to_string(),
+        None => format!(
+            "{}:{}-{}",
+            config.conference.announced_ip(),
+            config.conference.port_min,
+            config.conference.port_max
+        ),
+    }
 }
 
 /// `iris relay`: the relay role alone, with TURN over TLS on the HTTPS port and a small HTTP

@@ -204,6 +204,8 @@ fn base_env(db_url: Option<&str>) -> Vec<(String, String)> {
             "IRIS_XMPP__DIRECT_TLS_LISTEN".to_owned(),
             "[\"127.0.0.1:0\"]".to_owned(),
         ),
+        // Conference media on loopback only.
+        ("IRIS_CONFERENCE__BIND".to_owned(), "127.0.0.1".to_owned()),
         // Cheap hashes keep the suite fast; the production cost is tested in services.
         ("IRIS_AUTH__ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
         ("IRIS_AUTH__ARGON2_PASSES".to_owned(), "1".to_owned()),
