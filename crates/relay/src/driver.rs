@@ -4,9 +4,9 @@ use crate::config::RelayConfig;
 use iris_stun::framing;
 use iris_stun::{long_term_key, AddressFamily, PacketKind};
 use iris_turn::{
-    Bandwidth, Cidr, Counters, DefaultPeerPolicy, Event, FiveTuple, Forward, PortRequest,
-    RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant, RelayRequest, RelayedAddress,
-    RestCredentials, Server, ServerConfig, Transmit, Transport,
+    Bandwidth, Cidr, Counters, DefaultPeerPolicy, Event, Fast, FastPath, FiveTuple, Forward,
+    PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant, RelayRequest,
+    RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
 use quinn_udp::{RecvMeta, UdpSocketState};
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::io::IoSliceMut;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, UdpSocket};
@@ -63,6 +63,32 @@ struct UdpListener {
 }
 
 impl UdpListener {
+    /// A non-blocking socket bound to `addr` with SO_REUSEPORT (so that every worker can
+    /// have its own), buffers of `buffer_bytes` when non-zero.
+    fn bind(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<Self> {
+        use rustix::net::{sockopt, AddressFamily, SocketType};
+        let family = if addr.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
+        let fd = rustix::net::socket(family, SocketType::DGRAM, None)?;
+        sockopt::set_socket_reuseport(&fd, true)?;
+        rustix::net::bind(&fd, &addr)?;
+        if buffer_bytes > 0 {
+            let set = sockopt::set_socket_recv_buffer_size(&fd, buffer_bytes)
+                .and_then(|()| sockopt::set_socket_send_buffer_size(&fd, buffer_bytes));
+            if let Err(e) = set {
+                tracing::warn!(%addr, error = %e, "udp buffer size not set");
+            }
+        }
+        let socket = std::net::UdpSocket::from(fd);
+        socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(socket)?;
+        let state = UdpSocketState::new((&socket).into())?;
+        Ok(UdpListener { socket, state })
+    }
+
     async fn send(&self, destination: SocketAddr, source: IpAddr, contents: &[u8]) {
         let transmit = quinn_udp::Transmit {
             destination,
@@ -121,6 +147,21 @@ struct PortAllocator {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    /// The relay socket bound to `local`.
+    fn relay(&self, local: &SocketAddr) -> Option<Arc<UdpSocket>> {
+        let relays = self
+            .relays
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        relays.get(local).map(|(socket, _)| socket.clone())
+    }
 }
 
 impl PortState {
@@ -195,14 +236,21 @@ impl RelayAllocator for PortAllocator {
     }
 }
 
-/// The core and the relay sockets it routes to, under one lock.
+/// The core, under one lock.
 struct Core {
     server: Server,
-    relays: HashMap<SocketAddr, (Arc<UdpSocket>, AbortHandle)>,
 }
 
+/// Relay sockets by local address, with their receive tasks.
+type Relays = HashMap<SocketAddr, (Arc<UdpSocket>, AbortHandle)>;
+
+/// Lock order: `core`, then `relays` or the fast path's table; never the other way round
+/// (`relays` and the fast path are read without `core` on the ChannelData path).
 struct Shared {
     core: Mutex<Core>,
+    /// The core's published channel routes (ChannelData relayed without `core`).
+    fast: Arc<FastPath>,
+    relays: RwLock<Relays>,
     ports: PortAllocator,
     udp_listeners: HashMap<SocketAddr, Arc<UdpListener>>,
     streams: Mutex<HashMap<(SocketAddr, SocketAddr), Writer>>,
@@ -309,24 +357,26 @@ impl Relay {
         let allow = parse_cidrs(&config.allow_peers)?;
         let deny = parse_cidrs(&config.deny_peers)?;
 
+        let workers = match config.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let mut udp_listeners = HashMap::new();
+        let mut udp_workers = Vec::new();
         let mut udp_addrs = Vec::new();
         for addr in &config.udp_listen {
-            let socket = UdpSocket::bind(addr).await?;
-            let local = socket.local_addr()?;
-            if config.udp_buffer_bytes > 0 {
-                let size = config.udp_buffer_bytes;
-                let set = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, size)
-                    .and_then(|()| {
-                        rustix::net::sockopt::set_socket_send_buffer_size(&socket, size)
-                    });
-                if let Err(e) = set {
-                    tracing::warn!(%local, error = %e, "udp buffer size not set");
-                }
-            }
-            let state = UdpSocketState::new((&socket).into())?;
+            // One socket per worker on the same port (SO_REUSEPORT): the kernel hashes each
+            // client flow to one of them, so a client's packets stay in order.
+            let first = UdpListener::bind(*addr, config.udp_buffer_bytes)?;
+            let local = first.socket.local_addr()?;
+            let first = Arc::new(first);
             udp_addrs.push(local);
-            udp_listeners.insert(local, Arc::new(UdpListener { socket, state }));
+            udp_listeners.insert(local, first.clone());
+            udp_workers.push((local, first));
+            for _ in 1..workers {
+                let more = UdpListener::bind(local, config.udp_buffer_bytes)?;
+                udp_workers.push((local, Arc::new(more)));
+            }
         }
         let mut tcp = Vec::new();
         let mut tcp_addrs = Vec::new();
@@ -399,29 +449,18 @@ impl Relay {
         };
         let server = Server::new(server_config, lookup, policy, ports.clone(), Instant::now());
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core {
-                server,
-                relays: HashMap::new(),
-            }),
+            fast: server.fast_path(),
+            core: Mutex::new(Core { server }),
+            relays: RwLock::new(HashMap::new()),
             ports,
             udp_listeners,
             streams: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
 
-        let workers = match config.udp_workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
         let mut listeners = Vec::new();
-        for (local, listener) in &shared.udp_listeners {
-            for _ in 0..workers {
-                listeners.push(tokio::spawn(udp_listener(
-                    shared.clone(),
-                    listener.clone(),
-                    *local,
-                )));
-            }
+        for (local, listener) in udp_workers {
+            listeners.push(tokio::spawn(udp_listener(shared.clone(), listener, local)));
         }
         for listener in tcp {
             listeners.push(tokio::spawn(tcp_listener(shared.clone(), listener)));
@@ -487,11 +526,8 @@ impl RelayHandle {
         for task in lock(&self.shared.tasks).drain(..) {
             task.abort();
         }
-        {
-            let mut core = lock(&self.shared.core);
-            for (_, (_, task)) in core.relays.drain() {
-                task.abort();
-            }
+        for (_, (_, task)) in write(&self.shared.relays).drain() {
+            task.abort();
         }
         for listener in &self.listeners {
             listener.abort();
@@ -562,7 +598,7 @@ fn drain(core: &mut Core) -> Outputs {
 }
 
 /// Starts receive tasks for relay sockets the allocator opened and stops released ones.
-fn sync_relays(shared: &Arc<Shared>, core: &mut Core) {
+fn sync_relays(shared: &Arc<Shared>, _core: &mut Core) {
     if !shared.ports.dirty.swap(false, Ordering::AcqRel) {
         return;
     }
@@ -573,18 +609,19 @@ fn sync_relays(shared: &Arc<Shared>, core: &mut Core) {
             std::mem::take(&mut s.released),
         )
     };
+    let mut relays = write(&shared.relays);
     for (local, socket) in opened {
         match UdpSocket::from_std(socket) {
             Ok(socket) => {
                 let socket = Arc::new(socket);
                 let task = tokio::spawn(relay_socket(shared.clone(), socket.clone(), local));
-                core.relays.insert(local, (socket, task.abort_handle()));
+                relays.insert(local, (socket, task.abort_handle()));
             }
             Err(e) => tracing::warn!(%local, error = %e, "relay socket not registered"),
         }
     }
     for local in released {
-        if let Some((_, task)) = core.relays.remove(&local) {
+        if let Some((_, task)) = relays.remove(&local) {
             task.abort();
         }
     }
@@ -634,9 +671,28 @@ async fn client_packet(
     server: SocketAddr,
     bytes: &[u8],
 ) {
+    let now = Instant::now();
+    let five_tuple = FiveTuple {
+        transport,
+        client,
+        server,
+    };
+    match shared.fast.to_peer(now, &five_tuple, bytes) {
+        Fast::Forward(Forward::ToPeer {
+            relayed,
+            peer,
+            data,
+        }) => {
+            if let Some(socket) = shared.relay(&relayed) {
+                let _ = socket.send_to(data, peer).await;
+            }
+            return;
+        }
+        Fast::Forward(Forward::ToClient { .. }) | Fast::Dropped => return,
+        Fast::Miss => {}
+    }
     let (route, out) = {
         let mut core = lock(&shared.core);
-        let now = Instant::now();
         let route = match core
             .server
             .handle_client(now, transport, client, server, bytes)
@@ -645,10 +701,9 @@ async fn client_packet(
                 relayed,
                 peer,
                 data,
-            }) => core
-                .relays
-                .get(&relayed)
-                .map(|(socket, _)| Route::Peer(socket.clone(), peer, data)),
+            }) => shared
+                .relay(&relayed)
+                .map(|socket| Route::Peer(socket, peer, data)),
             Some(Forward::ToClient {
                 five_tuple,
                 header,
@@ -722,7 +777,8 @@ async fn udp_listener(shared: Arc<Shared>, listener: Arc<UdpListener>, local: So
         let mut to_peers: Vec<PeerSend<'_>> = Vec::with_capacity(n);
         let mut to_clients: Vec<(FiveTuple, Vec<u8>)> = Vec::new();
         let out = {
-            let mut core = lock(&shared.core);
+            // Taken at the first packet the fast path misses, held for the rest of the batch.
+            let mut core: Option<MutexGuard<'_, Core>> = None;
             let now = Instant::now();
             let mut stun = false;
             for (buf, m) in bufs.iter().zip(meta.iter()).take(n) {
@@ -735,21 +791,29 @@ async fn udp_listener(shared: Arc<Shared>, listener: Arc<UdpListener>, local: So
                 };
                 // With GRO several datagrams of `stride` bytes arrive in one buffer.
                 for datagram in data.chunks(m.stride.max(1)) {
-                    match core
-                        .server
-                        .handle_client(now, Transport::Udp, m.addr, server, datagram)
-                    {
+                    let five_tuple = FiveTuple {
+                        transport: Transport::Udp,
+                        client: m.addr,
+                        server,
+                    };
+                    let forward = match shared.fast.to_peer(now, &five_tuple, datagram) {
+                        Fast::Forward(f) => Some(f),
+                        Fast::Dropped => None,
+                        Fast::Miss => {
+                            let core = core.get_or_insert_with(|| lock(&shared.core));
+                            stun |= iris_stun::classify(datagram) == PacketKind::Stun;
+                            core.server
+                                .handle_client(now, Transport::Udp, m.addr, server, datagram)
+                        }
+                    };
+                    match forward {
                         Some(Forward::ToPeer {
                             relayed,
                             peer,
                             data,
                         }) => {
-                            if let Some((socket, _)) = core.relays.get(&relayed) {
-                                to_peers.push(PeerSend {
-                                    socket: socket.clone(),
-                                    peer,
-                                    data,
-                                });
+                            if let Some(socket) = shared.relay(&relayed) {
+                                to_peers.push(PeerSend { socket, peer, data });
                             }
                         }
                         Some(Forward::ToClient {
@@ -766,13 +830,17 @@ async fn udp_listener(shared: Arc<Shared>, listener: Arc<UdpListener>, local: So
                         }
                         None => {}
                     }
-                    stun |= iris_stun::classify(datagram) == PacketKind::Stun;
                 }
             }
-            if stun {
-                sync_relays(&shared, &mut core);
+            match core {
+                Some(mut core) => {
+                    if stun {
+                        sync_relays(&shared, &mut core);
+                    }
+                    drain(&mut core)
+                }
+                None => Outputs::default(),
             }
-            drain(&mut core)
         };
         send_to_peers(&to_peers).await;
         for (five_tuple, frame) in to_clients {
@@ -859,23 +927,25 @@ async fn relay_socket(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: Socket
                 continue;
             }
         };
-        let (channel, out) = {
-            let mut core = lock(&shared.core);
-            let channel = match core.server.handle_peer(
-                Instant::now(),
-                local,
-                peer,
-                buf.get(4..4 + n).unwrap_or_default(),
-            ) {
-                Some(Forward::ToClient {
-                    five_tuple,
-                    header,
-                    padding,
-                    ..
-                }) => Some((five_tuple, header, padding)),
-                _ => None,
-            };
-            (channel, drain(&mut core))
+        let now = Instant::now();
+        let payload = buf.get(4..4 + n).unwrap_or_default();
+        let (forward, out) = match shared.fast.to_client(now, local, peer, payload) {
+            Fast::Forward(f) => (Some(f), Outputs::default()),
+            Fast::Dropped => (None, Outputs::default()),
+            Fast::Miss => {
+                let mut core = lock(&shared.core);
+                let forward = core.server.handle_peer(now, local, peer, payload);
+                (forward, drain(&mut core))
+            }
+        };
+        let channel = match forward {
+            Some(Forward::ToClient {
+                five_tuple,
+                header,
+                padding,
+                ..
+            }) => Some((five_tuple, header, padding)),
+            _ => None,
         };
         if let Some((five_tuple, header, padding)) = channel {
             if let Some(h) = buf.get_mut(..4) {

@@ -421,3 +421,62 @@ async fn rfc8656_12_channel_data_burst_to_two_peers_arrives_complete_and_in_orde
     assert_eq!(handle.counters().packets_to_peer, u64::from(EACH) * 2);
     handle.shutdown().await;
 }
+
+/// Datagrams `peer` receives until it has been quiet for `quiet`.
+async fn drain_peer(peer: &UdpSocket, quiet: std::time::Duration) -> usize {
+    let mut buf = vec![0; 2048];
+    let mut n = 0;
+    while tokio::time::timeout(quiet, peer.recv_from(&mut buf))
+        .await
+        .is_ok()
+    {
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_data_fast_path_keeps_the_bandwidth_cap_and_ends_with_the_allocation() {
+    let mut config = config();
+    // 1000 B/s, burst 64 KiB: at most 65 frames of 1000 B pass at once.
+    config.bandwidth_bytes_per_second = Some(1000);
+    let handle = start(config).await;
+    let mut client = TurnClient::new(
+        Conn::udp(handle.udp_addrs()[0]).await,
+        "alice",
+        "alice-pass",
+    );
+    client.allocate().await;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .expect_success(
+            Method::CHANNEL_BIND,
+            &[
+                Attribute::ChannelNumber(0x4000),
+                Attribute::XorPeerAddress(peer.local_addr().unwrap()),
+            ],
+        )
+        .await;
+    let mut frame = ChannelData::header(0x4000, 1000).unwrap().to_vec();
+    frame.extend_from_slice(&[5; 1000]);
+    for _ in 0..100 {
+        client.conn.send(&frame).await;
+    }
+    let got = drain_peer(&peer, std::time::Duration::from_millis(500)).await;
+    let c = handle.counters();
+    assert_eq!(c.packets_to_peer + c.bandwidth_dropped, 100, "{c:?}");
+    assert!((60..=66).contains(&c.packets_to_peer), "{c:?}");
+    assert_eq!(got as u64, c.packets_to_peer);
+
+    // Deleting the allocation removes its route: nothing more reaches the peer.
+    client
+        .expect_success(Method::REFRESH, &[Attribute::Lifetime(0)])
+        .await;
+    client.conn.send(&frame).await;
+    assert_eq!(
+        drain_peer(&peer, std::time::Duration::from_millis(300)).await,
+        0
+    );
+    assert_eq!(handle.counters().packets_to_peer, c.packets_to_peer);
+    handle.shutdown().await;
+}

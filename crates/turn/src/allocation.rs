@@ -1,6 +1,6 @@
 //! One allocation's state (RFC 8656 §2.2): relayed addresses, permissions, channel bindings; no policy.
 
-use crate::quota::TokenBucket;
+use crate::fast_path::{self, SharedBucket};
 use crate::server::RelayedAddress;
 use iris_stun::TransactionId;
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ pub(crate) struct Allocation {
     pub(crate) permissions: HashMap<IpAddr, Instant>,
     pub(crate) channels: HashMap<u16, Channel>,
     pub(crate) channel_by_peer: HashMap<SocketAddr, u16>,
-    pub(crate) bucket: Option<TokenBucket>,
+    pub(crate) bucket: SharedBucket,
     pub(crate) additional_family_failed: bool,
 }
 
@@ -59,11 +59,8 @@ impl Allocation {
             .map(|_| channel)
     }
 
-    pub(crate) fn take_bandwidth(&mut self, bytes: usize, now: Instant) -> bool {
-        match &mut self.bucket {
-            Some(bucket) => bucket.take(bytes as u64, now),
-            None => true,
-        }
+    pub(crate) fn take_bandwidth(&self, bytes: usize, now: Instant) -> bool {
+        fast_path::take(&self.bucket, bytes, now)
     }
 
     /// Drops permissions and channels that expired at `now`.

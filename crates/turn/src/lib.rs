@@ -16,12 +16,14 @@
 mod allocation;
 pub mod auth;
 mod error;
+pub mod fast_path;
 pub mod peer_policy;
 pub mod quota;
 pub mod server;
 
 pub use auth::{CredentialLookup, RestCredentials};
 pub use error::RequestError;
+pub use fast_path::{Fast, FastPath};
 pub use iris_stun::LongTermKey;
 pub use peer_policy::{Cidr, DefaultPeerPolicy, PeerPolicy};
 pub use server::{

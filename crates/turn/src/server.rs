@@ -2,6 +2,7 @@
 
 use crate::allocation::{Allocation, Channel};
 use crate::auth::{quota_user, CredentialLookup, NonceError, NonceIssuer};
+use crate::fast_path::{FastPath, Route};
 use crate::peer_policy::PeerPolicy;
 use crate::quota::TokenBucket;
 use crate::RequestError;
@@ -16,6 +17,8 @@ use iris_stun::{
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The client-facing transport of a 5-tuple.
@@ -355,6 +358,8 @@ pub struct Server {
     events: VecDeque<Event>,
     counters: Counters,
     sequence: u64,
+    /// Channel routes published for lock-free relaying (see [`FastPath`]).
+    fast: Arc<FastPath>,
 }
 
 impl std::fmt::Debug for Server {
@@ -427,6 +432,7 @@ impl Server {
             events: VecDeque::new(),
             counters: Counters::default(),
             sequence: 0,
+            fast: Arc::default(),
         }
     }
 
@@ -435,9 +441,48 @@ impl Server {
         &self.config
     }
 
-    /// The counters so far.
+    /// The counters so far (including what the fast path relayed).
     pub fn counters(&self) -> Counters {
-        self.counters
+        let f = &self.fast.counters;
+        let mut c = self.counters;
+        c.packets_to_peer += f.packets_to_peer.load(Ordering::Relaxed);
+        c.bytes_to_peer += f.bytes_to_peer.load(Ordering::Relaxed);
+        c.packets_to_client += f.packets_to_client.load(Ordering::Relaxed);
+        c.bytes_to_client += f.bytes_to_client.load(Ordering::Relaxed);
+        c.bandwidth_dropped += f.bandwidth_dropped.load(Ordering::Relaxed);
+        c
+    }
+
+    /// The channel routes this server publishes: a driver relays ChannelData through them
+    /// without locking the server and hands it whatever they miss.
+    pub fn fast_path(&self) -> Arc<FastPath> {
+        self.fast.clone()
+    }
+
+    /// Rewrites the published routes of `five_tuple` from its allocation (none once it is
+    /// gone): channels whose peer the policy permits, relay-to-relay peers excluded.
+    fn publish(&self, five_tuple: &FiveTuple) {
+        let routes = self.allocations.get(five_tuple).map_or_else(Vec::new, |a| {
+            a.channels
+                .iter()
+                .filter(|(_, c)| {
+                    !self.by_advertised.contains_key(&c.peer)
+                        && self.peer_policy.permits(c.peer.ip())
+                })
+                .filter_map(|(&channel, c)| {
+                    let permission = *a.permissions.get(&c.peer.ip())?;
+                    Some(Route {
+                        five_tuple: *five_tuple,
+                        channel,
+                        relayed: a.relayed_for(&c.peer)?.local,
+                        peer: c.peer,
+                        expires: a.expires.min(c.expires).min(permission),
+                        bucket: a.bucket.clone(),
+                    })
+                })
+                .collect()
+        });
+        self.fast.replace(five_tuple, routes);
     }
 
     /// The next packet to send to a client.
@@ -612,6 +657,7 @@ impl Server {
             self.delete_allocation(five_tuple, DeleteReason::Expired);
         } else {
             allocation.expire(now);
+            self.publish(five_tuple);
         }
     }
 
@@ -619,6 +665,7 @@ impl Server {
         let Some(allocation) = self.allocations.remove(five_tuple) else {
             return;
         };
+        self.publish(five_tuple);
         for relayed in &allocation.relayed {
             self.by_relay.remove(&relayed.local);
             self.by_advertised.remove(&relayed.advertised);
@@ -1080,10 +1127,13 @@ impl Server {
             }
         }
         let expires = now + lifetime;
-        let bucket = self
-            .config
-            .bandwidth
-            .map(|bw| TokenBucket::new(bw.bytes_per_second, bw.burst_bytes, now));
+        let bucket = self.config.bandwidth.map(|bw| {
+            Arc::new(Mutex::new(TokenBucket::new(
+                bw.bytes_per_second,
+                bw.burst_bytes,
+                now,
+            )))
+        });
         let allocation = Allocation {
             username: auth.username.clone(),
             relayed,
@@ -1152,6 +1202,7 @@ impl Server {
         allocation.expires = now + lifetime;
         self.timers
             .push(Reverse((now + lifetime, Timer::Allocation(*five_tuple))));
+        self.publish(five_tuple);
         b.add(&Attribute::Lifetime(
             u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
         ));
@@ -1211,6 +1262,7 @@ impl Server {
         }
         self.timers
             .push(Reverse((expires, Timer::Allocation(*five_tuple))));
+        self.publish(five_tuple);
         Ok(self.success(Method::CREATE_PERMISSION, message))
     }
 
@@ -1271,6 +1323,7 @@ impl Server {
         )));
         self.timers
             .push(Reverse((channel_expires, Timer::Allocation(*five_tuple))));
+        self.publish(five_tuple);
         Ok(self.success(Method::CHANNEL_BIND, message))
     }
 }
