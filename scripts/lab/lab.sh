@@ -70,7 +70,21 @@ link() {
   ip -n "$3" link set "$4" up
 }
 
-hosts() { mkdir -p "/etc/netns/$1"; printf '127.0.0.1 localhost\n%s %s\n' "$SERVER_IP" "$NAME" > "/etc/netns/$1/hosts"; }
+# /etc/hosts and /etc/resolv.conf of namespace $1: iris.lab known locally, DNS from $2 (the
+# site's resolver) or none at all (an empty resolv.conf: lookups fail at once).
+hosts() {
+  mkdir -p "/etc/netns/$1"
+  printf '127.0.0.1 localhost\n%s %s\n' "$SERVER_IP" "$NAME" > "/etc/netns/$1/hosts"
+  if [ -n "${2:-}" ]; then echo "nameserver $2" > "/etc/netns/$1/resolv.conf"; else : > "/etc/netns/$1/resolv.conf"; fi
+}
+
+# The site's resolver on router $1's LAN address $2 (scripts/lab/dns.mjs: iris.lab only).
+dns() {
+  ip netns exec "$1" node "$ROOT/scripts/lab/dns.mjs" "$2" "$NAME" "$SERVER_IP" > "$WORK/$1-dns.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do grep -q "on $2:53" "$WORK/$1-dns.log" 2>/dev/null && return 0; sleep 0.1; done
+  log "dns on $1 did not start"; cat "$WORK/$1-dns.log" >&2; return 1
+}
 
 # A site: router namespace $1 with WAN address $2 and LAN 10.$3.0.0/24 (bridge lan0).
 site() {
@@ -136,14 +150,14 @@ server() {
   for _ in $(seq 100); do grep -q "is running" "$WORK/server-$1.log" 2>/dev/null && break; sleep 0.1; done
   grep -q "is running" "$WORK/server-$1.log" || { log "iris serve did not start"; cat "$WORK/server-$1.log" >&2; return 1; }
   for u in alice bob; do
-    run env "${env[@]}" "$IRIS" user add "$u@$NAME" --password "$u-password" --data-dir "$data" >/dev/null
+    run env "${env[@]}" "$IRIS" user add "$u@$NAME" --password "$u-password" --name "${u^} Lab" --data-dir "$data" >/dev/null
   done
 }
 
 # Builds scenario $1: sets A, B (client namespaces), PROXY_A/B, MOVE.
 build() {
   NET="${P}-inet"; SRV="${P}-srv"; RA="${P}-ra"; RB="${P}-rb"; A="${P}-a"; B="${P}-b"
-  PROXY_A=""; PROXY_B=""; MOVE=""
+  PROXY_A=""; PROXY_B=""; MOVE_A=""; MOVE_B=""
   netns "$NET"
   ip -n "$NET" link add br0 type bridge; ip -n "$NET" link set br0 up
   server "$1"
@@ -175,10 +189,12 @@ build() {
       mkdir -p "/etc/netns/$ns"; printf '127.0.0.1 localhost\n' > "/etc/netns/$ns/hosts"; : > "/etc/netns/$ns/resolv.conf"
     done
   else
-    hosts "$A"; hosts "$B"
+    dns "$RA" 10.1.0.1; hosts "$A" 10.1.0.1
+    if [ "$1" = S1 ]; then hosts "$B" 10.1.0.1; else dns "$RB" 10.2.0.1; hosts "$B" 10.2.0.1; fi
   fi
   if [ "$1" = S7 ]; then
-    MOVE="ip netns exec $A sh -c 'ip addr flush dev eth0 && ip addr add 10.1.0.7/24 dev eth0 && ip route replace default via 10.1.0.1'"
+    MOVE_A="ip netns exec $A sh -c 'ip addr flush dev eth0 && ip addr add 10.1.0.7/24 dev eth0 && ip route replace default via 10.1.0.1'"
+    MOVE_B="ip netns exec $B sh -c 'ip addr flush dev eth0 && ip addr add 10.2.0.7/24 dev eth0 && ip route replace default via 10.2.0.1'"
   fi
 }
 
@@ -212,26 +228,31 @@ for s in "${SCENARIOS[@]}"; do
   # The call.
   set +e
   call=$(cd "$ROOT/tests/browser" && IRIS_BASE_URL="https://$NAME" LAB_NS_A="$A" LAB_NS_B="$B" \
-    LAB_LOGIN_A="alice@$NAME" LAB_PASSWORD_A=alice-password LAB_LOGIN_B="bob@$NAME" LAB_PASSWORD_B=bob-password \
-    LAB_PROXY_A="$PROXY_A" LAB_PROXY_B="$PROXY_B" LAB_RESOLVE="$NAME=$SERVER_IP" LAB_MOVE_CMD="$MOVE" \
+    LAB_LOGIN_A="alice@$NAME" LAB_PASSWORD_A=alice-password LAB_NAME_A="Alice Lab" \
+    LAB_LOGIN_B="bob@$NAME" LAB_PASSWORD_B=bob-password LAB_NAME_B="Bob Lab" \
+    LAB_PROXY_A="$PROXY_A" LAB_PROXY_B="$PROXY_B" LAB_MOVE_A="$MOVE_A" LAB_MOVE_B="$MOVE_B" \
     timeout 170 node lab-call.mjs 2> "$WORK/call-$s.err" | tail -n1)
   set -e
   field() { node -e 'let r={};try{r=JSON.parse(process.argv[1])}catch(e){};const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],r);console.log(v==null?"-":v)' "$call" "$1"; }
-  call_ok=$(field ok); chat=$(field chat_ms); ttfm=$(field ttfm_ms); gap=$(field gap_ms); pair="$(field a.local) ⇄ $(field a.remote)"
-  [ "$call_ok" = true ] || { log "$s: call failed: $(field error)"; tail -n 20 "$WORK/call-$s.err" >&2; }
+  call_ok=$(field ok); login=$(field login); chat=$(field chat_ms); ttfm=$(field ttfm_ms); gap=$(field gap_ms); gaps="$(field gaps_ms.caller)/$(field gaps_ms.callee)"; pair=$(field a.pair)
+  [ "$call_ok" = true ] || { log "$s: call failed in step $(field step): $(field error)"; tail -n 20 "$WORK/call-$s.err" >&2; }
   log "$s: call $call"
   # R-11: after an address change the call resumes within a few seconds (10 s at most here).
   if [ "$s" = S7 ] && { [ "$gap" = "-" ] || [ "$gap" -gt 10000 ]; }; then call_ok=false; fi
+  [ "$s" = S7 ] && gap=$gaps || gap=-
+  [ "$login" = true ] && login=yes || login=no
+  [ "$chat" = - ] && chat=no || chat="yes ${chat}ms"
   status=pass
   { [ "$nc_ok" = yes ] && [ "$call_ok" = true ]; } || { status=FAIL; FAILED=1; }
-  ROWS+=("$s|$status|$code ${summary:0:70}|$chat|$call_ok|$ttfm|$gap|$pair|$(( $(date +%s) - t0 ))")
+  ROWS+=("$s|$code ${summary:0:62}|$nc_ok|$login|$chat|$ttfm|$gap|$pair|$status|$(( $(date +%s) - t0 ))")
   teardown
 done
 
-printf '\nIris network lab (issue 6)\n'
-printf '%-4s %-6s %-74s %-8s %-6s %-8s %-7s %-26s %s\n' scen result "netcheck (exit, verdict)" "chat ms" media "TTFM ms" "gap ms" "A's pair (local ⇄ remote)" "s"
+printf '\nIris network lab (issue 6): the Iris web client in two Chromium instances\n'
+fmt='%-4s %-66s %-3s %-5s %-11s %-8s %-10s %-27s %-6s %s\n'
+printf "$fmt" scen "netcheck (exit, verdict)" ok login chat "TTFM ms" "gap ms" "A's pair (local ⇄ remote)" result s
 for row in "${ROWS[@]}"; do
-  IFS='|' read -r s st nc chat ok ttfm gap pair secs <<< "$row"
-  printf '%-4s %-6s %-74s %-8s %-6s %-8s %-7s %-26s %s\n' "$s" "$st" "$nc" "$chat" "$ok" "$ttfm" "$gap" "$pair" "$secs"
+  IFS='|' read -r s nc ncok login chat ttfm gap pair st secs <<< "$row"
+  printf "$fmt" "$s" "$nc" "$ncok" "$login" "$chat" "$ttfm" "$gap" "$pair" "$st" "$secs"
 done
 exit $FAILED

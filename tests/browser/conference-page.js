@@ -227,11 +227,11 @@
     pc.close();
   }
 
-  /// Inbound streams by mid with their kind as offered, plus the selected candidate pair.
+  /// Inbound streams by mid with their kind as offered (the connection-wide summary, selected
+  /// candidate pair included, is lib.mjs's statsSummary of window.pc).
   async function stats() {
     const report = await pc.getStats();
     const all = [...report.values()];
-    const byId = new Map(all.map((s) => [s.id, s]));
     const slotKind = {};
     for (const t of pc.getTransceivers()) if (t.mid !== null) slotKind[t.mid] = kinds.get(t);
     const inbound = all
@@ -248,10 +248,7 @@
         audioLevel: s.audioLevel || 0,
         t: s.timestamp,
       }));
-    const transport = all.find((s) => s.type === "transport" && s.selectedCandidatePairId);
-    const pair = transport ? byId.get(transport.selectedCandidatePairId) : undefined;
-    const local = pair ? byId.get(pair.localCandidateId) : undefined;
-    return { inbound, localCandidateType: local?.candidateType ?? null, connection: pc.connectionState };
+    return { inbound, connection: pc.connectionState };
   }
 
   window.iris = { connect, createBubble, join, setView, shareScreen, leave, stats, state };

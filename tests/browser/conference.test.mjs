@@ -10,49 +10,17 @@
 // Run by crates/iris/tests/browser_conference.rs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import https from "node:https";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchContext, request, sleep, statsSummary, within } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
 const USERS = (process.env.IRIS_USERS || "").split(",").filter(Boolean).map((u) => u.split(":"));
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PAGE_LIB = fs.readFileSync(path.join(HERE, "conference-page.js"), "utf8");
 // Per-layer caps from SPEC §7 with 10 % allowance for the measurement window.
 const SLACK = 1.1;
-
-function request(method, url, { body, token } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = https.request(
-      url,
-      {
-        method,
-        rejectUnauthorized: false,
-        timeout: 15000,
-        headers: {
-          ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => (text += c));
-        res.on("end", () => (res.statusCode >= 300 ? reject(new Error(`${url}: ${res.statusCode} ${text}`)) : resolve(JSON.parse(text))));
-      },
-    );
-    req.on("error", reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /// Bitrate (kbit/s) and frame height of each inbound stream over `ms`.
 async function measure(page, ms = 2000) {
@@ -67,44 +35,21 @@ async function measure(page, ms = 2000) {
   });
 }
 
-/// Polls `f` until it returns a truthy value or `ms` pass; returns [value, elapsed ms].
-async function within(ms, f) {
-  const start = Date.now();
-  let v;
-  while (Date.now() - start < ms) {
-    v = await f();
-    if (v) return [v, Date.now() - start];
-    await sleep(100);
-  }
-  return [await f(), Date.now() - start];
-}
-
 let context;
-let userDataDir;
 const pages = [];
 const ROOM = "standup@conference.localhost";
 
 before(async () => {
   assert.ok(BASE && USERS.length === 4, "set IRIS_BASE_URL and four IRIS_USERS");
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "iris-conf-"));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    bypassCSP: true,
-    timeout: 60000,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--ignore-certificate-errors",
-      "--disable-renderer-backgrounding", "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows",
-    ],
+  context = await launchContext({
+    context: { bypassCSP: true },
+    // Four pages in one browser: none may be throttled as a background tab.
+    extra: ["--disable-renderer-backgrounding", "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows"],
   });
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await context?.close();
 });
 
 test("four Chromium participants in one conference, one relay-only", { timeout: 240000 }, async () => {
@@ -145,8 +90,8 @@ test("four Chromium participants in one conference, one relay-only", { timeout: 
     });
     assert.ok(ok, `p${i} receives three audio and three video streams: ${JSON.stringify(await measure(pages[i], 1000))}`);
   }
-  const relayStats = await pages[3].evaluate(() => window.iris.stats());
-  assert.equal(relayStats.localCandidateType, "relay", "p3 reaches the unit through the relay");
+  const relayStats = await statsSummary(pages[3]);
+  assert.equal(relayStats.local?.type, "relay", `p3 reaches the unit through the relay: ${relayStats.pair}`);
 
   // Grid view: every received camera is the 180p layer within its cap.
   for (let i = 0; i < 4; i++) {

@@ -17,14 +17,13 @@ import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchBrowser } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
 const A = [process.env.IRIS_LOGIN, process.env.IRIS_PASSWORD];
 const B = [process.env.IRIS_LOGIN_B, process.env.IRIS_PASSWORD_B];
 const BODY = process.env.IRIS_CHAT_BODY || "hello from converse";
 const ROOM = process.env.IRIS_ROOM;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const WSS = BASE.replace(/^https:/, "wss:") + "/xmpp-websocket";
 const DIST = path.join(path.dirname(fileURLToPath(import.meta.url)), "node_modules/converse.js/dist");
 
@@ -69,14 +68,8 @@ before(async () => {
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   origin = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--ignore-certificate-errors",
-    ],
-  });
+  // No media here: Converse only chats.
+  browser = await launchBrowser({ media: false });
 });
 
 after(async () => {

@@ -1,275 +1,194 @@
-// Login, chat and a 1:1 video call between two headless Chromium instances, each running inside
-// its own network namespace of the lab (scripts/lab/lab.sh), for issue 6. Each page logs in over
-// REST, exchanges a chat message each way over XMPP/WSS,
-// gets its ICE servers (R-9) and calls the other with ICE over every candidate type (host,
-// server-reflexive, relayed); the test process is the signalling channel. It prints one JSON
-// line: {"ok", "chat_ms", "ttfm_ms", "gap_ms", "a": {...}, "b": {...}} and exits 1 if media does not flow both ways.
-//
-// The call is driven by the small functions in "page code" below, so the Iris web client can
-// replace them later (same inputs: base URL, login; same outputs: stats).
+// The network lab's user journey (scripts/lab/lab.sh, issue 6): two headless Chromium instances,
+// each inside its own client network namespace, use the Iris web client (the app `iris serve`
+// serves at /) through its UI only: sign in with the login form, become contacts (directory
+// search, Add, Accept), exchange a chat message each way, then A starts a video call from B's
+// conversation with the call button and B answers it. Media must flow both ways (getStats of the
+// app's RTCPeerConnection: inbound audio and video bytes grow on both sides, video frames
+// decoded). With LAB_MOVE_A/B (S7) first A's (the caller's), then B's (the callee's) address
+// changes mid-call; each time the app must restart ICE by itself (R-11) and media must flow both
+// ways again. Prints one JSON line:
+//   {"ok", "step", "login", "chat_ms", "ttfm_ms", "gap_ms" (the longest), "gaps_ms": {"caller",
+//    "callee"}, "restarts", "a": {pair, rtt_ms, frame, in, out, gathered}, "b": {…}, "error"}
+// and exits 1 unless everything worked. `step` names the last step begun (where it failed).
+// Times: chat from A's send to B's reply shown at A; time to first media from B's answer
+// until audio and video arrive (frames decoded) on both sides; a gap from the address change
+// until both sides receive audio and video again.
 //
 // Environment:
 //   IRIS_BASE_URL             https://iris.lab (as the clients see it)
 //   LAB_NS_A, LAB_NS_B        network namespaces of the two browsers
-//   LAB_LOGIN_A/B, LAB_PASSWORD_A/B
+//   LAB_LOGIN_A/B, LAB_PASSWORD_A/B, LAB_NAME_A/B (display names, for the directory buttons)
 //   LAB_PROXY_A, LAB_PROXY_B  optional HTTP proxy of each browser (http://10.1.0.1:3128)
-//   LAB_RESOLVE               optional "iris.lab=203.0.113.1" for Chromium's resolver
-//   LAB_MOVE_CMD              optional shell command that changes A's address mid-call (S7)
+//   LAB_MOVE_A, LAB_MOVE_B    optional shell commands that change A's / B's address (S7)
 //   CHROMIUM                  the browser (default /usr/bin/chromium)
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execSync } from "node:child_process";
-import { chromium } from "playwright-core";
+import { CHROMIUM, appPc, grew, launchBrowser, sleep, statsSummary, webLogin, within } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const T = 20000; // any single UI step
+const DEADLINE_MS = 140000; // lab.sh kills this process at 170 s
 
-// ---- page code (swap for the web client) ----
+const users = ["A", "B"].map((k) => ({
+  ns: process.env[`LAB_NS_${k}`],
+  login: process.env[`LAB_LOGIN_${k}`],
+  password: process.env[`LAB_PASSWORD_${k}`],
+  name: process.env[`LAB_NAME_${k}`],
+  proxy: process.env[`LAB_PROXY_${k}`] || "",
+}));
 
-async function pageLogin({ login, password, mapHost }) {
-  const r = await fetch("/api/v1/auth/login", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ login, password }),
-  });
-  if (!r.ok) throw new Error(`login: HTTP ${r.status}`);
-  const t = await r.json();
-  const ice = await fetch("/api/v1/ice-servers", { headers: { authorization: `Bearer ${t.access_token}` } });
-  if (!ice.ok) throw new Error(`ice-servers: HTTP ${ice.status}`);
-  window.iceServers = await ice.json();
-  // Chromium resolves TURN names for UDP outside the rules given to its HTTP stack: the lab
-  // hands it the address (the name is still what HTTPS, TLS and proxies see).
-  if (mapHost) {
-    const [name, ip] = mapHost.split("=");
-    for (const s of window.iceServers) {
-      const urls = Array.isArray(s.urls) ? s.urls : [s.urls];
-      s.urls = urls.map((u) => (u.startsWith("turns:") ? u : u.replace(`:${name}:`, `:${ip}:`)));
-    }
-  }
-  window.token = t.access_token;
-  return window.iceServers.length;
-}
+const result = { ok: false, step: "launch", login: false, chat_ms: null, ttfm_ms: null, gap_ms: null, gaps_ms: {}, restarts: 0, a: null, b: null, error: null };
+const log = (...m) => console.error(`[lab-call ${new Date().toISOString().slice(11, 23)}]`, ...m);
+const step = (s) => {
+  result.step = s;
+  log(s);
+};
 
-// Chat: XMPP over secure WebSocket (RFC 7395) on the page's origin, SASL PLAIN, bind, presence.
-async function pageChatConnect({ login, password }) {
-  const [local, domain] = login.split("@");
-  const frames = [];
-  const ws = new WebSocket(`wss://${location.host}/xmpp-websocket`, "xmpp");
-  ws.onmessage = (e) => frames.push(String(e.data));
-  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error("WebSocket failed")); setTimeout(() => fail(new Error("WebSocket timeout")), 10000); });
-  let cursor = 0;
-  const next = async (pred, what) => {
-    const deadline = Date.now() + 10000;
-    for (;;) {
-      while (cursor < frames.length) {
-        const f = frames[cursor++];
-        if (f.includes("<failure") || f.includes("stream:error") || f.includes("<close")) throw new Error(`${what}: ${f.slice(0, 200)}`);
-        if (pred(f)) return f;
-      }
-      if (Date.now() > deadline) throw new Error(`${what}: timed out`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const open = () => ws.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="${domain}" version="1.0"/>`);
-  open();
-  await next((f) => f.includes("PLAIN"), "stream features");
-  ws.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${btoa(`\0${local}\0${password}`)}</auth>`);
-  await next((f) => f.includes("<success"), "SASL PLAIN");
-  open();
-  await next((f) => f.includes("urn:ietf:params:xml:ns:xmpp-bind"), "bind feature");
-  ws.send(`<iq xmlns="jabber:client" type="set" id="bind1"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>`);
-  await next((f) => f.includes("bind1"), "bind");
-  ws.send(`<presence xmlns="jabber:client"/>`);
-  window.chat = { ws, frames, domain };
-}
-
-function pageChatSend({ to, body }) {
-  window.chat.ws.send(`<message xmlns="jabber:client" type="chat" to="${to}"><body>${body}</body></message>`);
-}
-
-async function pageChatWait(body) {
-  const deadline = Date.now() + 10000;
-  while (Date.now() < deadline) {
-    if (window.chat.frames.some((f) => f.includes("<message") && f.includes(`<body>${body}</body>`))) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
-}
-
-async function pageSetup() {
-  const pc = new RTCPeerConnection({ iceServers: window.iceServers, bundlePolicy: "max-bundle" });
-  window.pc = pc;
-  window.candidates = [];
-  pc.addEventListener("icecandidate", (e) => {
-    if (e.candidate && e.candidate.candidate) window.candidates.push(e.candidate.toJSON());
-  });
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-  for (const track of stream.getTracks()) pc.addTrack(track, stream);
-}
-
-async function pageOffer(restart) {
-  await window.pc.setLocalDescription(await window.pc.createOffer({ iceRestart: !!restart }));
-  return window.pc.localDescription.toJSON();
-}
-
-async function pageAnswer(offer) {
-  await window.pc.setRemoteDescription(offer);
-  await window.pc.setLocalDescription(await window.pc.createAnswer());
-  return window.pc.localDescription.toJSON();
-}
-
-async function pageAccept(answer) {
-  await window.pc.setRemoteDescription(answer);
-}
-
-function pageTake() {
-  return { candidates: window.candidates.splice(0), state: window.pc.connectionState };
-}
-
-async function pageAdd(candidates) {
-  for (const c of candidates) await window.pc.addIceCandidate(c).catch(() => {});
-}
-
-async function pageStats() {
-  const all = [...(await window.pc.getStats()).values()];
-  const byId = new Map(all.map((s) => [s.id, s]));
-  const transport = all.find((s) => s.type === "transport" && s.selectedCandidatePairId);
-  const pair = transport ? byId.get(transport.selectedCandidatePairId) : undefined;
-  const local = pair ? byId.get(pair.localCandidateId) : undefined;
-  const remote = pair ? byId.get(pair.remoteCandidateId) : undefined;
-  const gathered = {};
-  for (const s of all) {
-    if (s.type !== "local-candidate") continue;
-    const k = `${s.candidateType}/${s.relayProtocol || s.protocol}`;
-    gathered[k] = (gathered[k] || 0) + 1;
-  }
-  const inbound = { audio: 0, video: 0 };
-  for (const s of all) if (s.type === "inbound-rtp") inbound[s.kind] += s.bytesReceived || 0;
-  return {
-    local: local ? `${local.candidateType}/${local.relayProtocol || local.protocol}` : null,
-    remote: remote ? `${remote.candidateType}/${remote.protocol}` : null,
-    rtt_ms: pair?.currentRoundTripTime != null ? Math.round(pair.currentRoundTripTime * 1000) : null,
-    gathered,
-    inbound,
-  };
-}
-
-// ---- driver ----
-
+/// Chromium run inside network namespace `ns` (Playwright talks to it over a pipe).
 function wrapper(ns, dir) {
   const file = path.join(dir, `chromium-in-${ns}.sh`);
   fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
   return file;
 }
 
-async function launch(ns, proxy) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "iris-lab-profile-"));
-  const profile = path.join(dir, "profile");
-  const args = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--ignore-certificate-errors",
-  ];
-  if (proxy) args.push(`--proxy-server=${proxy}`);
-  if (process.env.LAB_RESOLVE && !proxy) {
-    const [name, ip] = process.env.LAB_RESOLVE.split("=");
-    args.push(`--host-resolver-rules=MAP ${name} ${ip}`);
-  }
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: wrapper(ns, dir), headless: true, ignoreHTTPSErrors: true, timeout: 60000, args,
-  });
-  return { ctx, dir };
-}
-
-async function signal(pages, deadlineMs) {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const taken = await Promise.all(pages.map((p) => p.evaluate(pageTake)));
-    for (const [i, t] of taken.entries()) if (t.candidates.length) await pages[1 - i].evaluate(pageAdd, t.candidates);
-    if (taken.every((t) => t.state === "connected")) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-}
-
-async function negotiate(a, b, restart) {
-  const offer = await a.evaluate(pageOffer, restart);
-  const answer = await b.evaluate(pageAnswer, offer);
-  await a.evaluate(pageAccept, answer);
-}
-
-/// Polls until both sides' inbound audio and video grow, forwarding trickled candidates
-/// meanwhile; returns the time since `since` or null.
-async function mediaFlows(pages, since, deadlineMs) {
-  const start = await Promise.all(pages.map((p) => p.evaluate(pageStats)));
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() < deadline) {
-    await sleep(100);
-    const taken = await Promise.all(pages.map((p) => p.evaluate(pageTake)));
-    for (const [i, t] of taken.entries()) if (t.candidates.length) await pages[1 - i].evaluate(pageAdd, t.candidates);
-    const now = await Promise.all(pages.map((p) => p.evaluate(pageStats)));
-    const grew = now.every((s, i) => s.inbound.video > start[i].inbound.video && s.inbound.audio > start[i].inbound.audio);
-    if (grew) return { ms: Date.now() - since, stats: now };
-  }
-  return null;
-}
-
-const result = { ok: false, chat_ms: null, ttfm_ms: null, gap_ms: null, a: null, b: null, error: null };
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "iris-lab-call-"));
 const browsers = [];
-const timer = setTimeout(() => { result.error = "overall deadline (140 s)"; console.log(JSON.stringify(result)); process.exit(1); }, 140000);
+
+async function open(u) {
+  // Names resolve through the site's DNS (lab.sh), as on a real network; S5 has only a proxy.
+  const extra = u.proxy ? [`--proxy-server=${u.proxy}`] : [];
+  const browser = await launchBrowser({ executablePath: wrapper(u.ns, tmp), extra });
+  browsers.push(browser);
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  await context.grantPermissions(["camera", "microphone"], { origin: BASE });
+  if (process.env.LAB_DEBUG_ICE) {
+    await context.addInitScript(() => {
+      const Orig = window.RTCPeerConnection;
+      window.RTCPeerConnection = function (cfg, ...rest) {
+        console.error("pc config " + JSON.stringify(cfg));
+        const pc = new Orig(cfg, ...rest);
+        pc.addEventListener("icecandidateerror", (e) => console.error(`icecandidateerror ${e.url} ${e.errorCode} ${e.errorText} ${e.address}`));
+        pc.addEventListener("icecandidate", (e) => console.error(`icecandidate ${e.candidate?.candidate}`));
+        pc.addEventListener("iceconnectionstatechange", () => console.error(`ice ${pc.iceConnectionState}`));
+        pc.addEventListener("signalingstatechange", () => console.error(`signaling ${pc.signalingState}`));
+        window.addEventListener("online", () => console.error("online event"));
+        window.addEventListener("offline", () => console.error("offline event"));
+        return pc;
+      };
+      window.RTCPeerConnection.prototype = Orig.prototype;
+    });
+  }
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "error" && log(`${u.login} console: ${m.text()}`));
+  page.on("pageerror", (e) => log(`${u.login} page error: ${e.message}`));
+  return page;
+}
+
+const row = (page, jid) => page.locator(`button.row[data-jid="${jid}"]`);
+const both = (pages) => Promise.all(pages.map((p) => statsSummary(p, appPc)));
+const brief = (s) => s && { pair: s.pair, rtt_ms: s.rttMs, frame: `${s.frameWidth}x${s.frameHeight}`, in: s.inbound, out: s.outbound, gathered: s.gathered };
+const ufrag = (page) => page.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.iris.calls.current?.pc?.localDescription?.sdp ?? "")?.[1] ?? null);
+
+/// Media flows both ways: on both pages audio and video arrived since `before` (per side) and
+/// video frames were decoded. Polls every `every` ms for at most `ms`; returns the stats or null.
+async function flowing(pages, before, ms, every = 100) {
+  let prev = before;
+  const [stats] = await within(ms, async () => {
+    const now = await both(pages);
+    const ok = now.every((s, i) => s && grew(prev?.[i], s) && s.framesDecoded > 0 && s.outbound.audio > 0 && s.outbound.video > 0);
+    prev = before === null ? prev : now;
+    return ok ? now : null;
+  }, every);
+  return stats;
+}
+
+const timer = setTimeout(() => {
+  result.error = `overall deadline (${DEADLINE_MS / 1000} s) in step ${result.step}`;
+  console.log(JSON.stringify(result));
+  process.exit(1);
+}, DEADLINE_MS);
+
 try {
-  const nss = [process.env.LAB_NS_A, process.env.LAB_NS_B];
-  const proxies = [process.env.LAB_PROXY_A, process.env.LAB_PROXY_B];
-  const users = [
-    { login: process.env.LAB_LOGIN_A, password: process.env.LAB_PASSWORD_A },
-    { login: process.env.LAB_LOGIN_B, password: process.env.LAB_PASSWORD_B },
-  ];
-  for (const [i, ns] of nss.entries()) browsers.push(await launch(ns, proxies[i]));
   const pages = [];
-  for (const [i, b] of browsers.entries()) {
-    const p = await b.ctx.newPage();
-    await p.goto(`${BASE}/`, { waitUntil: "commit", timeout: 30000 });
-    await p.evaluate(pageLogin, { ...users[i], mapHost: proxies[i] ? null : process.env.LAB_RESOLVE });
-    await p.evaluate(pageSetup);
-    pages.push(p);
+  for (const u of users) pages.push(await open(u));
+  const [a, b] = pages;
+
+  step("login");
+  for (const [i, p] of pages.entries()) {
+    await p.goto(`${BASE}/`, { waitUntil: "load", timeout: 30000 });
+    await webLogin(p, BASE, users[i].login, users[i].password, { timeout: T });
   }
-  // Chat both ways over XMPP/WSS before the call.
+  result.login = true;
+
+  step("contacts");
+  await a.getByLabel("Search the directory").fill(users[1].login.split("@")[0]);
+  await a.getByRole("button", { name: `Add ${users[1].name}` }).click({ timeout: T });
+  await a.getByLabel("Search the directory").fill("");
+  await b.getByRole("button", { name: `Accept ${users[0].name}` }).click({ timeout: T });
+  // Both see the other online (the call button needs the peer's presence).
+  await row(a, users[1].login).locator(".presence-text", { hasText: "Available" }).waitFor({ timeout: T });
+  await row(b, users[0].login).locator(".presence-text", { hasText: "Available" }).waitFor({ timeout: T });
+
+  step("chat");
   const tc = Date.now();
-  for (const [i, p] of pages.entries()) await p.evaluate(pageChatConnect, users[i]);
-  const bodies = [`hello bob ${Date.now()}`, `hello alice ${Date.now()}`];
-  await pages[0].evaluate(pageChatSend, { to: users[1].login, body: bodies[0] });
-  if (!(await pages[1].evaluate(pageChatWait, bodies[0]))) throw new Error("chat: B did not receive A's message");
-  await pages[1].evaluate(pageChatSend, { to: users[0].login, body: bodies[1] });
-  if (!(await pages[0].evaluate(pageChatWait, bodies[1]))) throw new Error("chat: A did not receive B's message");
+  const hello = [`Hello ${users[1].name} ${tc}`, `Hello ${users[0].name} ${tc}`];
+  await row(a, users[1].login).click();
+  await row(b, users[0].login).click();
+  const input = (p) => p.getByLabel("Message", { exact: true });
+  await input(a).fill(hello[0]);
+  await input(a).press("Enter");
+  await b.locator(".msg .text", { hasText: hello[0] }).waitFor({ timeout: T });
+  await input(b).fill(hello[1]);
+  await input(b).press("Enter");
+  await a.locator(".msg .text", { hasText: hello[1] }).waitFor({ timeout: T });
   result.chat_ms = Date.now() - tc;
-  const t0 = Date.now();
-  await negotiate(pages[0], pages[1], false);
-  if (!(await signal(pages, 30000))) throw new Error("ICE did not connect in 30 s");
-  const first = await mediaFlows(pages, t0, 15000);
-  if (!first) throw new Error("no media both ways within 15 s of connecting");
-  result.ttfm_ms = first.ms;
-  [result.a, result.b] = first.stats.map((s) => ({ local: s.local, remote: s.remote, rtt_ms: s.rtt_ms, gathered: s.gathered }));
-  if (process.env.LAB_MOVE_CMD) {
-    await sleep(1000);
+
+  step("call");
+  await a.getByRole("button", { name: "Video call" }).click({ timeout: T });
+  await b.getByRole("alertdialog").waitFor({ timeout: T });
+  const answered = Date.now();
+  await b.getByRole("button", { name: "Accept with video" }).click({ timeout: T });
+  // Time to first media: from the answer until audio and video arrive on both sides.
+  const first = await flowing(pages, null, 30000);
+  if (!first) throw new Error(`no media both ways within 30 s of answering: ${JSON.stringify((await both(pages)).map(brief))}`);
+  result.ttfm_ms = Date.now() - answered;
+  // …and keeps flowing.
+  await sleep(1000);
+  const steady = await flowing(pages, first, 5000, 250);
+  if (!steady) throw new Error("media stopped after the first packets");
+  [result.a, result.b] = steady.map(brief);
+
+  // S7: first the caller's address changes, then the callee's; each time the app must restart
+  // ICE (the initiator restarts; a responder asks it to) and media must flow both ways again.
+  const moves = [["caller", process.env.LAB_MOVE_A], ["callee", process.env.LAB_MOVE_B]].filter(([, cmd]) => cmd);
+  for (const [who, cmd] of moves) {
+    step(`address change (${who})`);
+    const before = await ufrag(a);
     const moved = Date.now();
-    execSync(process.env.LAB_MOVE_CMD, { stdio: "inherit", timeout: 10000 });
-    // The client notices its new address and restarts ICE (R-11).
-    await negotiate(pages[0], pages[1], true);
-    const again = await mediaFlows(pages, moved, 40000);
-    if (!again) throw new Error("media did not resume after the address change");
-    result.gap_ms = again.ms;
-    [result.a, result.b] = again.stats.map((s) => ({ local: s.local, remote: s.remote, rtt_ms: s.rtt_ms, gathered: s.gathered }));
+    execSync(cmd, { stdio: "inherit", timeout: 10000 });
+    // Packets already in flight may still arrive: consecutive samples 250 ms apart must grow.
+    await sleep(300);
+    const again = await flowing(pages, await both(pages), 30000, 250);
+    if (!again) throw new Error(`media did not resume within 30 s of the ${who}'s address change: ${JSON.stringify((await both(pages)).map(brief))}`);
+    const gap = Date.now() - moved;
+    result.gaps_ms[who] = gap;
+    result.gap_ms = Math.max(result.gap_ms ?? 0, gap);
+    [result.a, result.b] = again.map(brief);
+    if ((await ufrag(a)) === before) throw new Error(`media resumed after the ${who}'s address change without an ICE restart`);
+    result.restarts++;
   }
+
+  step("hang up");
+  await a.getByRole("button", { name: "Hang up" }).click({ timeout: T });
+  for (const p of pages) await p.locator("section.call").waitFor({ state: "detached", timeout: T });
   result.ok = true;
 } catch (e) {
   result.error = String(e && e.message ? e.message : e).split("\n")[0];
 }
-for (const b of browsers) {
-  await b.ctx.close().catch(() => {});
-  fs.rmSync(b.dir, { recursive: true, force: true });
-}
+for (const b of browsers) await b.close().catch(() => {});
+fs.rmSync(tmp, { recursive: true, force: true });
 clearTimeout(timer);
 console.log(JSON.stringify(result));
 process.exit(result.ok ? 0 : 1);

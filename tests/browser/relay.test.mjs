@@ -16,11 +16,7 @@
 // starts a server and does this).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import https from "node:https";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchContext, request, statsSummary } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
 // Two users, one per page, as in a real call (and each within its own relay allocation quota).
@@ -28,44 +24,8 @@ const USERS = [
   [process.env.IRIS_LOGIN, process.env.IRIS_PASSWORD],
   [process.env.IRIS_LOGIN_B || process.env.IRIS_LOGIN, process.env.IRIS_PASSWORD_B || process.env.IRIS_PASSWORD],
 ];
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TRANSPORTS = (process.env.IRIS_TRANSPORTS || "udp,tcp,tls").split(",").map((s) => s.trim());
 const MEASURE_MS = 3000;
-
-// Requests to the server under test, which has a self-signed certificate for `localhost`.
-function request(method, url, { body, token } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = https.request(
-      url,
-      {
-        method,
-        rejectUnauthorized: false,
-        timeout: 15000,
-        headers: {
-          ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => (text += c));
-        res.on("end", () => {
-          if (res.statusCode < 200 || res.statusCode >= 300) {
-            reject(new Error(`${method} ${url}: HTTP ${res.statusCode}: ${text}`));
-          } else {
-            resolve(JSON.parse(text));
-          }
-        });
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`${method} ${url}: timed out`)));
-    req.on("error", reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
 
 /// The single TURN URL for one transport from the server's RTCIceServer list.
 function turnServerFor(servers, transport) {
@@ -124,30 +84,9 @@ async function pageAddCandidates(candidates) {
   for (const c of candidates) await window.pc.addIceCandidate(c);
 }
 
-async function pageStats() {
-  const report = await window.pc.getStats();
-  const all = [...report.values()];
-  const byId = new Map(all.map((s) => [s.id, s]));
-  const transport = all.find((s) => s.type === "transport" && s.selectedCandidatePairId);
-  const pair = transport ? byId.get(transport.selectedCandidatePairId) : undefined;
-  const local = pair ? byId.get(pair.localCandidateId) : undefined;
-  const remote = pair ? byId.get(pair.remoteCandidateId) : undefined;
-  const inbound = {};
-  for (const s of all) {
-    if (s.type === "inbound-rtp") inbound[s.kind] = (inbound[s.kind] || 0) + (s.bytesReceived || 0);
-  }
-  return {
-    pairState: pair?.state ?? null,
-    local: local ? { candidateType: local.candidateType, relayProtocol: local.relayProtocol ?? null, protocol: local.protocol, url: local.url ?? null } : null,
-    remote: remote ? { candidateType: remote.candidateType, protocol: remote.protocol } : null,
-    inbound,
-  };
-}
-
 // ---- the test ----
 
 let browser;
-let userDataDir;
 let tokens = [];
 
 before(async () => {
@@ -157,34 +96,16 @@ before(async () => {
     assert.ok(t.access_token, `login of ${login} returned an access token`);
     tokens.push(t.access_token);
   }
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "iris-chromium-"));
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    timeout: 60000,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      // Chromium does TURN-over-TLS in its network service, which honours this flag for the
-      // self-signed `localhost` certificate (without it the `turns:` allocation fails).
-      ...(process.env.IRIS_STRICT_TLS ? [] : ["--ignore-certificate-errors"]),
-      ...(process.env.IRIS_CHROMIUM_LOG ? ["--enable-logging=stderr", "--v=0", "--vmodule=*turn_port*=2,*port_allocator*=1,*p2p_socket*=2,*socket_udp*=2"] : []),
-    ],
+  browser = await launchContext({
+    // IRIS_STRICT_TLS: without --ignore-certificate-errors the `turns:` allocation to the
+    // self-signed `localhost` certificate fails (Chromium's network service checks it).
+    strictTls: !!process.env.IRIS_STRICT_TLS,
+    extra: process.env.IRIS_CHROMIUM_LOG ? ["--enable-logging=stderr", "--v=0", "--vmodule=*turn_port*=2,*port_allocator*=1,*p2p_socket*=2,*socket_udp*=2"] : [],
   });
 });
 
 after(async () => {
-  await browser?.close().catch(() => {});
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
 });
 
 const rows = [];
@@ -239,16 +160,16 @@ for (const transport of TRANSPORTS) {
 
       // Let media start, then measure growth over MEASURE_MS.
       await new Promise((r) => setTimeout(r, 1000));
-      const first = await Promise.all(pages.map((p) => p.evaluate(pageStats)));
+      const first = await Promise.all(pages.map((p) => statsSummary(p)));
       await new Promise((r) => setTimeout(r, MEASURE_MS));
-      const second = await Promise.all(pages.map((p) => p.evaluate(pageStats)));
+      const second = await Promise.all(pages.map((p) => statsSummary(p)));
 
       for (const [i, name] of ["A", "B"].entries()) {
         const s = second[i];
         assert.equal(s.pairState, "succeeded", `${name}: selected pair succeeded: ${JSON.stringify(s)}`);
-        assert.equal(s.local?.candidateType, "relay", `${name}: local candidate is relayed: ${JSON.stringify(s)}`);
+        assert.equal(s.local?.type, "relay", `${name}: local candidate is relayed: ${JSON.stringify(s)}`);
         assert.equal(s.local?.relayProtocol, transport, `${name}: relayProtocol ${transport}: ${JSON.stringify(s)}`);
-        assert.equal(s.remote?.candidateType, "relay", `${name}: remote candidate is relayed: ${JSON.stringify(s)}`);
+        assert.equal(s.remote?.type, "relay", `${name}: remote candidate is relayed: ${JSON.stringify(s)}`);
         for (const kind of ["audio", "video"]) {
           const before = first[i].inbound[kind] ?? 0;
           const now = s.inbound[kind] ?? 0;

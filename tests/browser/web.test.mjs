@@ -12,12 +12,11 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { appPc, launchBrowser, statsSummary, webLogin } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
 const PASSWORD = process.env.IRIS_PASSWORD;
 const SHOTS = process.env.IRIS_SCREENSHOTS || "/tmp";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const T = 20000;
 
 let browser;
@@ -38,11 +37,7 @@ async function newUser(name, viewport = { width: 1280, height: 800 }) {
 
 async function login(page, login) {
   await page.goto(BASE + "/", { waitUntil: "load" });
-  await page.getByLabel("Login").fill(login);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("complementary", { name: "Contacts and bubbles" }).waitFor({ timeout: T });
-  await page.waitForFunction(() => window.iris.app.status === "online" && window.iris.app.readyAt > 0, null, { timeout: T });
+  await webLogin(page, BASE, login, PASSWORD, { timeout: T });
 }
 
 // Screenshots of the main screens, without transient toasts (hidden through the CSSOM: the
@@ -68,26 +63,10 @@ async function befriend(a, b, bLogin, bName, aName) {
 
 // ---- call helpers evaluated in the pages ----
 
+// The current call's getStats summary (lib.mjs), with the candidate types of the selected pair.
 async function callStats(page) {
-  return page.evaluate(async () => {
-    const pc = window.iris.calls.current?.pc;
-    if (!pc) return null;
-    const all = [...(await pc.getStats()).values()];
-    const byId = new Map(all.map((s) => [s.id, s]));
-    const transport = all.find((s) => s.type === "transport" && s.selectedCandidatePairId);
-    const pair = transport ? byId.get(transport.selectedCandidatePairId) : undefined;
-    const local = pair ? byId.get(pair.localCandidateId) : undefined;
-    const remote = pair ? byId.get(pair.remoteCandidateId) : undefined;
-    const inbound = { audio: 0, video: 0 };
-    let frameWidth = 0;
-    for (const s of all) {
-      if (s.type === "inbound-rtp") {
-        inbound[s.kind] += s.bytesReceived || 0;
-        if (s.kind === "video" && s.frameWidth) frameWidth = s.frameWidth;
-      }
-    }
-    return { inbound, frameWidth, local: local?.candidateType, remote: remote?.candidateType, state: pc.connectionState };
-  });
+  const s = await statsSummary(page, appPc);
+  return s && { ...s, local: s.local?.type, remote: s.remote?.type };
 }
 
 async function mediaFlows(page, label) {
@@ -131,17 +110,8 @@ async function hangUpAndCheck(caller, callee, callerJid, observer) {
 
 before(async () => {
   assert.ok(BASE && PASSWORD, "set IRIS_BASE_URL and IRIS_PASSWORD");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 60000,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-      "--auto-select-desktop-capture-source=Entire screen", "--ignore-certificate-errors",
-      "--allow-loopback-in-peer-connection",
-    ],
+  browser = await launchBrowser({
+    extra: ["--auto-select-desktop-capture-source=Entire screen", "--allow-loopback-in-peer-connection"],
   });
 });
 

@@ -1,6 +1,6 @@
 //! 1:1 calls: XEP-0353 ringing (propose/retract/reject/proceed/finish), XEP-0166/0167 Jingle
 //! sessions with XEP-0176 trickle ICE over transport-info, ICE restart by the initiator when the
-//! connection drops or the network changes, mute (XEP-0167 session-info), screen sharing by
+//! connection drops or either side's network changes, mute (XEP-0167 session-info), screen sharing by
 //! replacing the outgoing video track, device choice. Media comes from getUserMedia /
 //! getDisplayMedia; ICE servers from GET /api/v1/ice-servers. Group calls are not handled here.
 import { App } from "./app";
@@ -414,9 +414,13 @@ export class Calls {
     c.timers.push(setTimeout(() => (c.restarting = false), 10000));
   }
 
+  /** R-11: the initiator restarts ICE at once; a responder asks it to (a responder's own offer
+   * would swap the DTLS roles), rather than wait seconds for ICE to notice the dead path. */
   private networkChanged() {
     const c = this.current;
-    if (c && c.role === "initiator" && c.pc && c.signalled) void this.restart(c);
+    if (!c || !c.pc || !c.signalled) return;
+    if (c.role === "initiator") void this.restart(c);
+    else this.sessionInfo(c, x("network-changed", { xmlns: IRIS_CALL }));
   }
 
   // ---------- signalling ----------
@@ -579,6 +583,7 @@ export class Calls {
         break;
       }
       case "session-info": {
+        if (kid(j, "network-changed", IRIS_CALL) && c.role === "initiator") void this.restart(c);
         const screen = kid(j, "screen", IRIS_CALL);
         if (screen) c.remoteSharing = screen.attrs.active === "true";
         const mute = kid(j, "mute", JNS.info);

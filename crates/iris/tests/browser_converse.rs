@@ -7,39 +7,19 @@
 //! (`npm ci --prefix tests/browser`, as `.ci/run` does).
 mod common;
 
-use common::{Db, Server};
+use common::{browser_skip_reason, repo_root, Db, Server, CHROMIUM};
 use iris_xmpp_loadgen::{login, text_of, Target};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn skip_reason(browser_dir: &Path) -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        return Some(format!(
-            "{CHROMIUM} not installed (apt-get install -y chromium)"
-        ));
-    }
-    for module in ["playwright-core", "converse.js"] {
-        if !browser_dir.join("node_modules").join(module).is_dir() {
-            return Some(format!(
-                "{module} missing in {} (npm ci --prefix tests/browser)",
-                browser_dir.join("node_modules").display()
-            ));
-        }
-    }
-    let node = Command::new("node").arg("--version").output();
-    if !node.map(|o| o.status.success()).unwrap_or(false) {
-        return Some("node not installed".to_owned());
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converse_js_logs_in_over_wss_chats_and_joins_a_bubble() {
-    let browser_dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
-    if let Some(why) = skip_reason(&browser_dir) {
+    let browser_dir = repo_root().join("tests/browser");
+    let converse = browser_dir.join("node_modules/converse.js");
+    let skip = browser_skip_reason(&browser_dir).or_else(|| {
+        (!converse.is_dir()).then(|| format!("{} missing (npm ci --prefix tests/browser)", converse.display()))
+    });
+    if let Some(why) = skip {
         println!("SKIPPED converse.js test: {why}");
         return;
     }
