@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Enterprise-network lab (issue 6): builds each scenario from Linux network namespaces, veth
-# pairs, a bridge as "the Internet", nftables NAT and filtering on per-site routers and Debian's
-# tinyproxy, runs `iris serve` in a server namespace (443, 80, 3478 as root), checks
-# `iris netcheck`'s verdict from a client namespace, then makes a 1:1 video call between two
-# headless Chromium instances in the client namespaces (tests/browser/lab-call.mjs) and prints a
-# table: verdict, time to first media, media gap (S7), selected candidate pair.
+# pairs, a bridge as "the Internet", nftables NAT and filtering on per-site routers, a site DNS
+# resolver (scripts/lab/dns.mjs) and Debian's tinyproxy, runs `iris serve` in a server namespace
+# (443, 80, 3478 as root), checks `iris netcheck`'s verdict from a client namespace, then two
+# headless Chromium instances in the client namespaces use the Iris web client through its UI
+# (tests/browser/lab-call.mjs): sign in, become contacts, chat both ways, a 1:1 video call that
+# one starts and the other answers, media both ways (getStats); in S7 each side's address
+# changes in turn mid-call. Prints a table: netcheck verdict, login, chat, time to first media,
+# media gaps (S7), selected candidate pair, pass/fail.
 #
 #   S1 both clients on one LAN          S5 no direct outbound traffic, only an HTTP proxy
 #   S2 each client behind its own NAT   (CONNECT to 443 and 80)
@@ -18,7 +21,8 @@
 # passed. Everything it creates carries a unique prefix and is removed on exit (trap).
 #
 # Addresses: "Internet" 11.0.0.0/24 (server 11.0.0.1 = iris.lab, site routers .11 and .12),
-# site LANs 10.1.0.0/24 and 10.2.0.0/24 (router .1, clients .2).
+# site LANs 10.1.0.0/24 and 10.2.0.0/24 (router .1 with the site resolver, clients .2; in S7
+# they move to .7).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 IRIS=${IRIS:-$ROOT/target/debug/iris}
@@ -154,7 +158,7 @@ server() {
   done
 }
 
-# Builds scenario $1: sets A, B (client namespaces), PROXY_A/B, MOVE.
+# Builds scenario $1: sets A, B (client namespaces), PROXY_A/B, MOVE_A/B.
 build() {
   NET="${P}-inet"; SRV="${P}-srv"; RA="${P}-ra"; RB="${P}-rb"; A="${P}-a"; B="${P}-b"
   PROXY_A=""; PROXY_B=""; MOVE_A=""; MOVE_B=""

@@ -20,6 +20,7 @@
 //   LAB_LOGIN_A/B, LAB_PASSWORD_A/B, LAB_NAME_A/B (display names, for the directory buttons)
 //   LAB_PROXY_A, LAB_PROXY_B  optional HTTP proxy of each browser (http://10.1.0.1:3128)
 //   LAB_MOVE_A, LAB_MOVE_B    optional shell commands that change A's / B's address (S7)
+//   LAB_DEBUG_ICE             set: log ICE servers, candidates, errors and states to stderr
 //   CHROMIUM                  the browser (default /usr/bin/chromium)
 import fs from "node:fs";
 import os from "node:os";

@@ -17,7 +17,12 @@ async fn converse_js_logs_in_over_wss_chats_and_joins_a_bubble() {
     let browser_dir = repo_root().join("tests/browser");
     let converse = browser_dir.join("node_modules/converse.js");
     let skip = browser_skip_reason(&browser_dir).or_else(|| {
-        (!converse.is_dir()).then(|| format!("{} missing (npm ci --prefix tests/browser)", converse.display()))
+        (!converse.is_dir()).then(|| {
+            format!(
+                "{} missing (npm ci --prefix tests/browser)",
+                converse.display()
+            )
+        })
     });
     if let Some(why) = skip {
         println!("SKIPPED converse.js test: {why}");
