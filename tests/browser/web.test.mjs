@@ -4,7 +4,8 @@
 // status text, 1:1 chat with read marker, typing, edit and delete, a bubble whose history a
 // later-invited member sees (MAM), a missed call entry, video calls with direct ICE and with
 // relay-only ICE through the Iris relay (inbound audio and video bytes grow on both sides,
-// per getStats), screen sharing, hang-up releasing media and presence back to "Available".
+// per getStats, tests/browser/lib.mjs), ICE restarts after either side's network change,
+// screen sharing, hang-up releasing media and presence back to "Available".
 // Saves screenshots to IRIS_SCREENSHOTS and prints time to interactive.
 //
 // Run: node --test tests/browser/web.test.mjs (crates/iris/tests/browser_web.rs starts the
@@ -348,6 +349,19 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await mediaFlows(ann, "after ICE restart (ann)");
     await mediaFlows(bob, "after ICE restart (bob)");
     console.log(`ICE restart: media flowing again ${Date.now() - restartedAt} ms after the network change`);
+    // The responder's network changes: it asks the initiator (session-info), which restarts.
+    const [annMid, bobMid] = [await ufrags(ann), await ufrags(bob)];
+    const askedAt = Date.now();
+    await bob.evaluate(() => window.dispatchEvent(new Event("online")));
+    await ann.waitForFunction((old) => {
+      const pc = window.iris.calls.current.pc;
+      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
+      return pc.signalingState === "stable" && u(pc.localDescription) !== old[0] && u(pc.remoteDescription) !== old[1];
+    }, annMid, { timeout: T });
+    assert.notEqual((await ufrags(bob))[0], bobMid[0], "bob has new credentials after his network change");
+    await mediaFlows(ann, "after the responder's network change (ann)");
+    await mediaFlows(bob, "after the responder's network change (bob)");
+    console.log(`ICE restart asked by the responder: media flowing again ${Date.now() - askedAt} ms after its network change`);
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
     for (const p of [ann, bob]) await p.evaluate(() => (window.iris.calls.relayOnly = false));
   });
