@@ -68,7 +68,7 @@ async function open(u) {
     await context.addInitScript(() => {
       const Orig = window.RTCPeerConnection;
       window.RTCPeerConnection = function (cfg, ...rest) {
-        console.error("pc config " + JSON.stringify(cfg));
+        console.error("pc config " + JSON.stringify(cfg, (k, v) => (k === "credential" ? "(redacted)" : v)));
         const pc = new Orig(cfg, ...rest);
         pc.addEventListener("icecandidateerror", (e) => console.error(`icecandidateerror ${e.url} ${e.errorCode} ${e.errorText} ${e.address}`));
         pc.addEventListener("icecandidate", (e) => console.error(`icecandidate ${e.candidate?.candidate}`));
