@@ -17,8 +17,10 @@
 mod config;
 mod driver;
 pub mod ice_servers;
+mod udp;
 
 pub use config::{RelayConfig, RelayServer, Secret};
 pub use driver::{Relay, RelayError, RelayHandle};
 pub use ice_servers::{IceServer, IceServers, IceServersError};
+pub use udp::IoStats;
 pub use iris_turn::{Counters, Transport};

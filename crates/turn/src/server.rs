@@ -78,6 +78,9 @@ pub struct RelayRequest {
     pub family: AddressFamily,
     /// Port constraint.
     pub port: PortRequest,
+    /// Transport between the client and the server (drivers may serve relay sockets of
+    /// datagram and stream clients differently).
+    pub transport: Transport,
 }
 
 /// What the allocator opened.
@@ -1092,6 +1095,7 @@ impl Server {
                 .allocate(RelayRequest {
                     family: family.unwrap_or(AddressFamily::V4),
                     port,
+                    transport: five_tuple.transport,
                 })
                 .map_err(|e| match e {
                     RelayAllocatorError::FamilyNotSupported => {
@@ -1121,6 +1125,7 @@ impl Server {
             match self.allocator.allocate(RelayRequest {
                 family: AddressFamily::V6,
                 port: PortRequest::Any,
+                transport: five_tuple.transport,
             }) {
                 Ok(grant) => relayed.push(grant.relayed),
                 Err(_) => additional_family_failed = true,
