@@ -1,6 +1,7 @@
 //! The event loops: listeners, relay sockets and streams feeding one `iris_turn::Server`; no protocol logic.
 
 use crate::config::RelayConfig;
+use crate::udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, SendQueue};
 use iris_stun::framing;
 use iris_stun::{long_term_key, AddressFamily, PacketKind};
 use iris_turn::{
@@ -8,7 +9,6 @@ use iris_turn::{
     PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant, RelayRequest,
     RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
-use crate::udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, SendQueue};
 use rustix::event::epoll;
 use std::collections::HashMap;
 use std::io::Read;

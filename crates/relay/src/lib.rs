@@ -22,5 +22,5 @@ mod udp;
 pub use config::{RelayConfig, RelayServer, Secret};
 pub use driver::{Relay, RelayError, RelayHandle};
 pub use ice_servers::{IceServer, IceServers, IceServersError};
-pub use udp::IoStats;
 pub use iris_turn::{Counters, Transport};
+pub use udp::IoStats;

@@ -55,12 +55,21 @@ impl BatchSocket {
     }
 
     /// One `recvmmsg` (GRO trains arrive as one buffer of `stride`-sized datagrams).
-    pub(crate) fn recv(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> io::Result<usize> {
+    pub(crate) fn recv(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
         self.state.recv((&self.socket).into(), bufs, meta)
     }
 
     /// One datagram now, or dropped (returns false) if the kernel will not take it.
-    pub(crate) fn send_now(&self, destination: SocketAddr, src_ip: Option<IpAddr>, data: &[u8]) -> bool {
+    pub(crate) fn send_now(
+        &self,
+        destination: SocketAddr,
+        src_ip: Option<IpAddr>,
+        data: &[u8],
+    ) -> bool {
         let transmit = Transmit {
             destination,
             ecn: None,
@@ -285,7 +294,11 @@ impl SendQueue {
             segment_size: Some(first.len),
             src_ip: first.src_ip,
         };
-        match first.via.state.try_send((&first.via.socket).into(), &transmit) {
+        match first
+            .via
+            .state
+            .try_send((&first.via.socket).into(), &transmit)
+        {
             Ok(()) => {
                 self.counters.add(&self.counters.send_calls, 1);
                 self.counters.add(&self.counters.gso_sends, 1);
@@ -425,7 +438,11 @@ impl RecvBuffers {
 
     /// Receives one batch from `socket`; returns how many buffers were filled (0 when none
     /// was waiting). Counts syscalls and datagrams.
-    pub(crate) fn recv(&mut self, socket: &BatchSocket, counters: &IoCounters) -> io::Result<usize> {
+    pub(crate) fn recv(
+        &mut self,
+        socket: &BatchSocket,
+        counters: &IoCounters,
+    ) -> io::Result<usize> {
         let mut bufs: [IoSliceMut<'_>; 32] = {
             let mut chunks = self.storage.chunks_mut(SLOT);
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
@@ -451,6 +468,8 @@ impl RecvBuffers {
     /// The bytes of buffer `i` after a receive.
     pub(crate) fn data(&self, i: usize) -> &[u8] {
         let len = self.meta.get(i).map_or(0, |m| m.len);
-        self.storage.get(i * SLOT..i * SLOT + len).unwrap_or_default()
+        self.storage
+            .get(i * SLOT..i * SLOT + len)
+            .unwrap_or_default()
     }
 }
