@@ -964,7 +964,7 @@ fn ready_tokens(epoll: &AsyncFd<OwnedFd>, tokens: &mut Vec<u64>) -> rustix::io::
 
 impl WorkerLoop {
     /// Queues a frame for a client: UDP into the send queue, streams for later.
-    fn to_client(&mut self, five_tuple: &FiveTuple, parts: &[&[u8]]) {
+    fn queue_for_client(&mut self, five_tuple: &FiveTuple, parts: &[&[u8]]) {
         if five_tuple.transport == Transport::Udp {
             if let Some((socket, src_ip)) =
                 self.shared.client_route(five_tuple, Some(&self.listener))
@@ -995,7 +995,7 @@ impl WorkerLoop {
                 padding,
             } => {
                 let pad = [0u8; 3];
-                self.to_client(
+                self.queue_for_client(
                     &five_tuple,
                     &[&header[..], data, pad.get(..padding).unwrap_or_default()],
                 );
@@ -1006,7 +1006,7 @@ impl WorkerLoop {
     /// Queues the core's transmits.
     fn outputs(&mut self, out: Outputs) {
         for t in out.transmits {
-            self.to_client(&t.five_tuple, &[&t.contents]);
+            self.queue_for_client(&t.five_tuple, &[&t.contents]);
         }
     }
 

@@ -70,6 +70,10 @@ impl BatchSocket {
         src_ip: Option<IpAddr>,
         data: &[u8],
     ) -> bool {
+        if src_ip.is_none() {
+            // Plain `sendto`: no control message to build and parse.
+            return self.socket.send_to(data, destination).is_ok();
+        }
         let transmit = Transmit {
             destination,
             ecn: None,
