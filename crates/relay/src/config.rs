@@ -60,7 +60,7 @@ pub struct RelayConfig {
     pub strict_amplification: bool,
     /// SOFTWARE attribute sent in authenticated responses (none if absent).
     pub software: Option<String>,
-    /// Receive tasks per UDP listener, each on its own SO_REUSEPORT socket of the listener's
+    /// UDP workers per UDP listener, each on its own SO_REUSEPORT socket of the listener's
     /// port (0: one per CPU core).
     pub udp_workers: usize,
     /// Receive and send buffer of each UDP listener in bytes (default 4 MiB), so bursts
