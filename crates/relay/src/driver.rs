@@ -3,11 +3,11 @@
 use crate::config::RelayConfig;
 use crate::udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, SendQueue};
 use iris_stun::framing;
-use iris_stun::{long_term_key, AddressFamily, PacketKind};
+use iris_stun::{long_term_key, password, AddressFamily, PacketKind, PasswordAlgorithm};
 use iris_turn::{
-    Bandwidth, Cidr, Counters, DefaultPeerPolicy, Event, Fast, FastPath, FiveTuple, Forward,
-    PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant, RelayRequest,
-    RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
+    Bandwidth, Cidr, Counters, CredentialLookup, DefaultPeerPolicy, Event, Fast, FastPath,
+    FiveTuple, Forward, PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant,
+    RelayRequest, RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
 use rustix::event::epoll;
 use std::collections::HashMap;
@@ -362,6 +362,65 @@ fn family_relays(
     Ok((pick(true)?, pick(false)?))
 }
 
+/// The relay's users: static ones from the config (also found by USERHASH) and REST-style
+/// ones derived from the shared secret.
+struct Credentials {
+    users: HashMap<String, String>,
+    by_hash: HashMap<[u8; 32], String>,
+    rest: Option<RestCredentials>,
+}
+
+impl Credentials {
+    fn new(config: &RelayConfig) -> Self {
+        let users: HashMap<String, String> = config
+            .users
+            .iter()
+            .map(|(u, p)| (u.clone(), p.expose().to_owned()))
+            .collect();
+        let by_hash = users
+            .keys()
+            .filter_map(|u| Some((password::userhash(u, &config.realm).ok()?, u.clone())))
+            .collect();
+        let rest = config
+            .shared_secret
+            .as_ref()
+            .map(|s| RestCredentials::new(s.expose().as_bytes()));
+        Credentials {
+            users,
+            by_hash,
+            rest,
+        }
+    }
+}
+
+impl CredentialLookup for Credentials {
+    fn key(&self, username: &str, realm: &str) -> Option<iris_turn::LongTermKey> {
+        if let Some(password) = self.users.get(username) {
+            return long_term_key(username, realm, password).ok();
+        }
+        self.rest.as_ref()?.key(username, realm, unix_now())
+    }
+
+    fn key_for(
+        &self,
+        username: &str,
+        realm: &str,
+        algorithm: PasswordAlgorithm,
+    ) -> Option<Vec<u8>> {
+        if let Some(password) = self.users.get(username) {
+            return algorithm.key(username, realm, password).ok();
+        }
+        self.rest
+            .as_ref()?
+            .key_for(username, realm, unix_now(), algorithm)
+    }
+
+    fn username_for_hash(&self, userhash: &[u8], _realm: &str) -> Option<String> {
+        let hash: [u8; 32] = userhash.try_into().ok()?;
+        self.by_hash.get(&hash).cloned()
+    }
+}
+
 fn parse_cidrs(list: &[String]) -> Result<Vec<Cidr>, RelayError> {
     list.iter()
         .map(|s| {
@@ -432,22 +491,8 @@ impl Relay {
             server_addresses,
         };
 
-        let users: HashMap<String, String> = config
-            .users
-            .iter()
-            .map(|(u, p)| (u.clone(), p.expose().to_owned()))
-            .collect();
-        let rest = config
-            .shared_secret
-            .as_ref()
-            .map(|s| RestCredentials::new(s.expose().as_bytes()));
-        let lookup = move |username: &str, realm: &str| {
-            if let Some(password) = users.get(username) {
-                return long_term_key(username, realm, password).ok();
-            }
-            rest.as_ref()?.key(username, realm, unix_now())
-        };
-
+        let credentials = Credentials::new(&config);
+        let username_anonymity = credentials.rest.is_none() && !credentials.users.is_empty();
         let server_config = ServerConfig {
             realm: config.realm.clone(),
             software: config.software.clone(),
@@ -464,6 +509,7 @@ impl Relay {
                 burst: config.unauthenticated_requests_per_second.saturating_mul(2),
             },
             strict_amplification: config.strict_amplification,
+            username_anonymity,
             ..ServerConfig::default()
         };
         let ports = PortAllocator {
@@ -477,7 +523,13 @@ impl Relay {
             })),
             dirty: Arc::new(AtomicBool::new(false)),
         };
-        let server = Server::new(server_config, lookup, policy, ports.clone(), Instant::now());
+        let server = Server::new(
+            server_config,
+            credentials,
+            policy,
+            ports.clone(),
+            Instant::now(),
+        );
         let shared = Arc::new(Shared {
             fast: server.fast_path(),
             core: Mutex::new(Core { server }),
