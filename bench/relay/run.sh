@@ -59,6 +59,13 @@ args_for() {
         # (the generator's core also carries the kernel's loopback delivery to the server).
         audio-max) echo "--size 160 --rate 0 --batch 32" ;;
         video-max) echo "--size 1200 --rate 0 --batch 32" ;;
+        # Video frames: 8 packets per allocation back to back, paced (same-destination runs).
+        video-50k-burst) echo "--size 1200 --rate 50000 --burst 8" ;;
+        # Peer -> client: the peer sends to the relayed addresses, the clients count.
+        audio-100k-down) echo "--size 160 --rate 100000 --direction down" ;;
+        video-50k-down) echo "--size 1200 --rate 50000 --direction down" ;;
+        video-50k-burst-down) echo "--size 1200 --rate 50000 --burst 8 --direction down" ;;
+        audio-max-down) echo "--size 160 --rate 0 --batch 32 --direction down" ;;
         *) echo "unknown scenario $1" >&2; exit 1 ;;
     esac
 }

@@ -2,14 +2,23 @@
 //!
 //! ```text
 //! loadgen --server 127.0.0.1:34780 --secret S [--allocations 200] [--size 160]
-//!         [--rate 0] [--duration 10] [--batch 32] [--server-pid PID] [--label NAME]
+//!         [--rate 0] [--duration 10] [--batch 32] [--burst 1] [--direction up|down]
+//!         [--server-pid PID] [--label NAME]
 //! ```
 //!
 //! Each allocation is its own client socket (own 5-tuple, own user `loadgen-<i>`), bound to
-//! channel 0x4000 towards one peer sink on 127.0.0.1. Then for `--duration` seconds (at most
-//! 60) ChannelData frames of `--size` payload bytes go out round-robin over the allocations,
-//! `--batch` frames per `sendmmsg`; `--rate` paces the total packets per second (0: as fast
-//! as possible). The sink counts what the server relayed (batched receive via `quinn-udp`).
+//! channel 0x4000 towards one peer socket on 127.0.0.1. Then for `--duration` seconds (at
+//! most 60) packets of `--size` payload bytes go out round-robin over the allocations:
+//!
+//! * `--direction up` (client → peer): ChannelData from the clients, `--batch` frames per
+//!   `sendmmsg`; the peer counts what the server relayed;
+//! * `--direction down` (peer → client): plain datagrams from the peer to the relayed
+//!   addresses (`sendmmsg` of up to 64); the clients count the ChannelData the server sent.
+//!
+//! `--rate` paces the total packets per second (0: as fast as possible, `--batch` per
+//! allocation in turn); paced, each allocation in turn gets `--burst` packets back to back
+//! (1: audio-like; more: a video frame split in several packets). Receivers use batched
+//! receive with GRO via `quinn-udp`.
 //! With `--server-pid`, the server's CPU time (utime + stime of `/proc/PID/stat`) is read
 //! around the measured window. One `RESULT key=value…` line is printed at the end.
 
@@ -34,6 +43,8 @@ struct Args {
     rate: u64,
     duration: Duration,
     batch: usize,
+    burst: usize,
+    down: bool,
     server_pid: Option<u32>,
     label: String,
 }
@@ -47,6 +58,8 @@ fn args() -> Args {
         rate: 0,
         duration: Duration::from_secs(10),
         batch: 32,
+        burst: 1,
+        down: false,
         server_pid: None,
         label: "run".to_owned(),
     };
@@ -64,6 +77,14 @@ fn args() -> Args {
                     Duration::from_secs(value.parse::<u64>().expect("--duration S").min(60))
             }
             "--batch" => a.batch = value.parse::<usize>().expect("--batch N").clamp(1, 1024),
+            "--burst" => a.burst = value.parse::<usize>().expect("--burst N").clamp(1, 64),
+            "--direction" => {
+                a.down = match value.as_str() {
+                    "up" => false,
+                    "down" => true,
+                    _ => panic!("--direction up|down"),
+                }
+            }
             "--server-pid" => a.server_pid = Some(value.parse().expect("--server-pid PID")),
             "--label" => a.label = value,
             other => panic!("unknown option {other}"),
@@ -76,6 +97,7 @@ fn args() -> Args {
 /// One TURN client: a connected UDP socket with its authentication state.
 struct Client {
     socket: UdpSocket,
+    relayed: SocketAddr,
     username: String,
     password: String,
     realm: Option<String>,
@@ -152,6 +174,8 @@ fn setup(
 ) -> Result<Client, String> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     socket.connect(args.server).map_err(|e| e.to_string())?;
+    // Down: the clients are the receivers; bursts must not overflow them.
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, 2 << 20);
     socket
         .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;
@@ -172,8 +196,13 @@ fn setup(
         realm: shared.as_ref().map(|s| s.0.clone()),
         nonce: shared.as_ref().map(|s| s.1.clone()),
         counter: 0,
+        relayed: peer,
     };
-    client.transact(Method::ALLOCATE, &[Attribute::RequestedTransport(17)])?;
+    let allocated = client.transact(Method::ALLOCATE, &[Attribute::RequestedTransport(17)])?;
+    client.relayed = Message::parse(&allocated)
+        .ok()
+        .and_then(|m| m.xor_relayed_address().ok().flatten())
+        .ok_or("no XOR-RELAYED-ADDRESS")?;
     client.transact(
         Method::CHANNEL_BIND,
         &[
@@ -187,32 +216,48 @@ fn setup(
     Ok(client)
 }
 
-/// Counts datagrams arriving at the peer sink until `stop`.
-fn sink(socket: UdpSocket, received: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+/// Counts datagrams arriving on `sockets` until `stop` (one thread, epoll, batched receive).
+fn count(sockets: Vec<UdpSocket>, received: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    use rustix::event::epoll;
+    let epfd = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+    let mut states = Vec::new();
+    for (i, socket) in sockets.iter().enumerate() {
         socket.set_nonblocking(true).unwrap();
-        let socket = tokio::net::UdpSocket::from_std(socket).unwrap();
-        let state = quinn_udp::UdpSocketState::new((&socket).into()).unwrap();
-        let batch = quinn_udp::BATCH_SIZE.max(1);
-        let mut storage = vec![0u8; 65_536 * batch];
-        let mut meta = vec![quinn_udp::RecvMeta::default(); batch];
-        let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
-            .chunks_mut(65_536)
-            .map(std::io::IoSliceMut::new)
-            .collect();
-        while !stop.load(Ordering::Relaxed) {
-            let ready = tokio::time::timeout(Duration::from_millis(50), socket.readable()).await;
-            if !matches!(ready, Ok(Ok(()))) {
-                continue;
-            }
-            let r = socket.try_io(tokio::io::Interest::READABLE, || {
-                state.recv((&socket).into(), &mut bufs, &mut meta)
-            });
-            if let Ok(n) = r {
+        states.push(quinn_udp::UdpSocketState::new(socket.into()).unwrap());
+        epoll::add(
+            &epfd,
+            socket,
+            epoll::EventData::new_u64(i as u64),
+            epoll::EventFlags::IN,
+        )
+        .unwrap();
+    }
+    let batch = quinn_udp::BATCH_SIZE.max(1);
+    let mut storage = vec![0u8; 65_536 * batch];
+    let mut meta = vec![quinn_udp::RecvMeta::default(); batch];
+    let mut bufs: Vec<std::io::IoSliceMut<'_>> = storage
+        .chunks_mut(65_536)
+        .map(std::io::IoSliceMut::new)
+        .collect();
+    let mut events = Vec::with_capacity(256);
+    let timeout = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 50_000_000,
+    };
+    while !stop.load(Ordering::Relaxed) {
+        events.clear();
+        if epoll::wait(
+            &epfd,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&timeout),
+        )
+        .is_err()
+        {
+            continue;
+        }
+        for e in &events {
+            let i = e.data.u64() as usize;
+            if let Ok(n) = states[i].recv((&sockets[i]).into(), &mut bufs, &mut meta) {
                 let count: usize = meta
                     .iter()
                     .take(n)
@@ -221,7 +266,7 @@ fn sink(socket: UdpSocket, received: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
                 received.fetch_add(count as u64, Ordering::Relaxed);
             }
         }
-    });
+    }
 }
 
 /// utime + stime of `pid` in seconds.
@@ -257,6 +302,35 @@ fn send_batch(socket: &UdpSocket, frame: &[u8], count: usize) -> usize {
     sent
 }
 
+/// Sends `count` copies of `payload` from the peer to each of `to` in turn, up to 64 per
+/// `sendmmsg`; returns how many left.
+fn send_down(socket: &UdpSocket, payload: &[u8], to: &[(SocketAddr, usize)]) -> usize {
+    let addrs: Vec<rustix::net::SocketAddrAny> = to
+        .iter()
+        .flat_map(|(a, n)| std::iter::repeat_n(rustix::net::SocketAddrAny::from(*a), *n))
+        .collect();
+    let iovs: Vec<[IoSlice<'_>; 1]> = addrs.iter().map(|_| [IoSlice::new(payload)]).collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = addrs
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
+    let mut msgs: Vec<MMsgHdr<'_>> = addrs
+        .iter()
+        .zip(iovs.iter())
+        .zip(controls.iter_mut())
+        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+        .collect();
+    let mut sent = 0;
+    while sent < msgs.len() {
+        match sendmmsg(socket, &mut msgs[sent..], SendFlags::empty()) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    sent
+}
+
 fn main() {
     let args = args();
     let sink_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -279,9 +353,19 @@ fn main() {
 
     let received = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Up: the peer counts, the clients send. Down: the clients count, the peer sends.
+    let (counted, peer_sender) = if args.down {
+        let counted = clients
+            .iter()
+            .map(|c| c.socket.try_clone().unwrap())
+            .collect();
+        (counted, Some(sink_socket))
+    } else {
+        (vec![sink_socket], None)
+    };
     let sink_thread = {
         let (received, stop) = (received.clone(), stop.clone());
-        std::thread::spawn(move || sink(sink_socket, received, stop))
+        std::thread::spawn(move || count(counted, received, stop))
     };
     // Let the sink start and any setup stragglers settle before measuring.
     std::thread::sleep(Duration::from_millis(200));
@@ -290,6 +374,8 @@ fn main() {
     let header = ChannelData::header(CHANNEL, args.size).unwrap();
     let mut frame = header.to_vec();
     frame.extend((0..args.size).map(|i| i as u8));
+    let payload = &frame[4..];
+    let mut down_batch: Vec<(SocketAddr, usize)> = Vec::with_capacity(64);
 
     let cpu_before = args.server_pid.and_then(cpu_seconds);
     let start = Instant::now();
@@ -306,13 +392,26 @@ fn main() {
             }
             ((due - sent) as usize).min(args.batch * clients.len())
         };
-        // Blast: `batch` frames per allocation and sendmmsg. Paced: one frame per allocation
-        // in turn, as media clients send.
-        let per = if args.rate == 0 { args.batch } else { 1 };
+        // Blast: `batch` frames per allocation and sendmmsg. Paced: `burst` frames per
+        // allocation in turn, as media clients send.
+        let per = if args.rate == 0 {
+            args.batch
+        } else {
+            args.burst
+        };
         let mut left = budget;
         while left > 0 {
             let n = per.min(left);
-            sent += send_batch(&clients[next].socket, &frame, n) as u64;
+            if let Some(peer) = &peer_sender {
+                down_batch.push((clients[next].relayed, n));
+                let queued: usize = down_batch.iter().map(|(_, n)| n).sum();
+                if queued >= 64 || left == n {
+                    sent += send_down(peer, payload, &down_batch) as u64;
+                    down_batch.clear();
+                }
+            } else {
+                sent += send_batch(&clients[next].socket, &frame, n) as u64;
+            }
             left -= n;
             next = (next + 1) % clients.len();
         }
@@ -338,10 +437,12 @@ fn main() {
         .filter(|c| *c > 0.0)
         .map_or("nan".to_owned(), |c| format!("{:.0}", got as f64 / c));
     println!(
-        "RESULT label={} allocations={} size={} rate={} setup_s={setup_secs:.2} secs={elapsed:.2} \
+        "RESULT label={} direction={} burst={} allocations={} size={} rate={} setup_s={setup_secs:.2} secs={elapsed:.2} \
          sent={sent} received={got} pps={pps:.0} loss_pct={loss:.2} server_cpu_s={cpu_text} \
          pkts_per_cpu_s={per_cpu}",
         args.label,
+        if args.down { "down" } else { "up" },
+        args.burst,
         clients.len(),
         args.size,
         args.rate

@@ -1,7 +1,8 @@
 //! Runs the relay alone from a TOML `RelayConfig` file, for benchmarks (`bench/relay/run.sh`); not the `iris` binary.
 //!
 //! `cargo run --release -p iris-relay --example relay_server -- bench/relay/iris.toml`
-//! prints `ready udp=… tcp=…` once listening and the core's counters on SIGTERM/SIGINT.
+//! prints `ready udp=… tcp=…` once listening, and the core's counters and the batched UDP
+//! paths' syscall counts on SIGTERM/SIGINT.
 
 use iris_relay::{Relay, RelayConfig};
 
@@ -26,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ = tokio::signal::ctrl_c() => {}
         }
         println!("{:?}", handle.counters());
+        println!("{:?}", handle.io_stats());
         handle.shutdown().await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })

@@ -60,13 +60,17 @@ pub struct RelayConfig {
     pub strict_amplification: bool,
     /// SOFTWARE attribute sent in authenticated responses (none if absent).
     pub software: Option<String>,
-    /// Receive tasks per UDP listener, each on its own SO_REUSEPORT socket of the listener's
+    /// UDP workers per UDP listener, each on its own SO_REUSEPORT socket of the listener's
     /// port (0: one per CPU core).
     pub udp_workers: usize,
     /// Receive and send buffer of each UDP listener in bytes (default 4 MiB), so bursts
     /// from many clients are not dropped while a worker wakes up. The kernel caps it at
     /// `net.core.rmem_max` / `wmem_max`: raise those to make it count (coturn uses 2 MiB).
     pub udp_buffer_bytes: usize,
+    /// UDP GSO (one `sendmsg` for several equal-size datagrams to one destination) where the
+    /// kernel allows it (default true; it is turned off by itself when the kernel or the
+    /// device refuses it). False sends one datagram per message (`sendmmsg` batches still).
+    pub udp_gso: bool,
     /// DNS name clients reach this relay by, advertised in ICE server lists when
     /// `servers` is empty (then this relay is the only one). Absent: its first public IP.
     pub public_name: Option<String>,
@@ -175,6 +179,7 @@ impl Default for RelayConfig {
             software: None,
             udp_workers: 0,
             udp_buffer_bytes: 4 << 20,
+            udp_gso: true,
             public_name: None,
             credential_ttl_secs: 86_400,
             geoip_database: None,

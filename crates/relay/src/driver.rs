@@ -1,23 +1,25 @@
 //! The event loops: listeners, relay sockets and streams feeding one `iris_turn::Server`; no protocol logic.
 
 use crate::config::RelayConfig;
+use crate::udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, SendQueue};
 use iris_stun::framing;
-use iris_stun::{long_term_key, AddressFamily, PacketKind};
+use iris_stun::{long_term_key, password, AddressFamily, PacketKind, PasswordAlgorithm};
 use iris_turn::{
-    Bandwidth, Cidr, Counters, DefaultPeerPolicy, Event, Fast, FastPath, FiveTuple, Forward,
-    PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant, RelayRequest,
-    RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
+    Bandwidth, Cidr, Counters, CredentialLookup, DefaultPeerPolicy, Event, Fast, FastPath,
+    FiveTuple, Forward, PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant,
+    RelayRequest, RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
-use quinn_udp::{RecvMeta, UdpSocketState};
+use rustix::event::epoll;
 use std::collections::HashMap;
-use std::io::IoSliceMut;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinHandle};
 
 /// Largest UDP payload plus ChannelData header and stream padding.
@@ -56,59 +58,26 @@ impl From<std::io::Error> for RelayError {
 
 type Writer = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
 
-/// A client-facing UDP socket with its `quinn-udp` state (batched receive, source IP on send).
-struct UdpListener {
-    socket: UdpSocket,
-    state: UdpSocketState,
-}
-
-impl UdpListener {
-    /// A non-blocking socket bound to `addr` with SO_REUSEPORT (so that every worker can
-    /// have its own), buffers of `buffer_bytes` when non-zero.
-    fn bind(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<Self> {
-        use rustix::net::{sockopt, AddressFamily, SocketType};
-        let family = if addr.is_ipv4() {
-            AddressFamily::INET
-        } else {
-            AddressFamily::INET6
-        };
-        let fd = rustix::net::socket(family, SocketType::DGRAM, None)?;
-        sockopt::set_socket_reuseport(&fd, true)?;
-        rustix::net::bind(&fd, &addr)?;
-        if buffer_bytes > 0 {
-            let set = sockopt::set_socket_recv_buffer_size(&fd, buffer_bytes)
-                .and_then(|()| sockopt::set_socket_send_buffer_size(&fd, buffer_bytes));
-            if let Err(e) = set {
-                tracing::warn!(%addr, error = %e, "udp buffer size not set");
-            }
-        }
-        let socket = std::net::UdpSocket::from(fd);
-        socket.set_nonblocking(true)?;
-        let socket = UdpSocket::from_std(socket)?;
-        let state = UdpSocketState::new((&socket).into())?;
-        Ok(UdpListener { socket, state })
-    }
-
-    async fn send(&self, destination: SocketAddr, source: IpAddr, contents: &[u8]) {
-        let transmit = quinn_udp::Transmit {
-            destination,
-            ecn: None,
-            contents,
-            segment_size: None,
-            src_ip: (!source.is_unspecified()).then_some(source),
-        };
-        loop {
-            if self.socket.writable().await.is_err() {
-                return;
-            }
-            match self.socket.try_io(Interest::WRITABLE, || {
-                self.state.send((&self.socket).into(), &transmit)
-            }) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                _ => return,
-            }
+/// A client-facing UDP socket bound to `addr` with SO_REUSEPORT (so that every worker can
+/// have its own), buffers of `buffer_bytes` when non-zero.
+fn bind_listener(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<BatchSocket> {
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket(family, SocketType::DGRAM, None)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    if buffer_bytes > 0 {
+        let set = sockopt::set_socket_recv_buffer_size(&fd, buffer_bytes)
+            .and_then(|()| sockopt::set_socket_send_buffer_size(&fd, buffer_bytes));
+        if let Err(e) = set {
+            tracing::warn!(%addr, error = %e, "udp buffer size not set");
         }
     }
+    BatchSocket::new(std::net::UdpSocket::from(fd))
 }
 
 fn unspecified(v4: bool) -> IpAddr {
@@ -135,7 +104,7 @@ struct PortState {
     min: u16,
     max: u16,
     cursor: u16,
-    opened: Vec<(SocketAddr, std::net::UdpSocket)>,
+    opened: Vec<(SocketAddr, std::net::UdpSocket, Transport)>,
     released: Vec<SocketAddr>,
 }
 
@@ -154,13 +123,37 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    /// The relay socket bound to `local`.
-    fn relay(&self, local: &SocketAddr) -> Option<Arc<UdpSocket>> {
-        let relays = self
-            .relays
+    fn relays(&self) -> std::sync::RwLockReadGuard<'_, Relays> {
+        self.relays
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        relays.get(local).map(|(socket, _)| socket.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The relay socket bound to `local`.
+    fn relay(&self, local: &SocketAddr) -> Option<Arc<BatchSocket>> {
+        self.relays().by_addr.get(local).map(|r| r.socket.clone())
+    }
+
+    /// The UDP socket to answer `five_tuple`'s client from (`own` if it is bound to the
+    /// client's server address), and the source IP to send from when bound to a wildcard.
+    fn client_route(
+        &self,
+        five_tuple: &FiveTuple,
+        own: Option<&Arc<BatchSocket>>,
+    ) -> Option<(Arc<BatchSocket>, Option<IpAddr>)> {
+        let server = five_tuple.server;
+        let wildcard = SocketAddr::new(unspecified(server.is_ipv4()), server.port());
+        let socket = own
+            .filter(|s| s.local == server || s.local == wildcard)
+            .or_else(|| self.udp_listeners.get(&server))
+            .or_else(|| self.udp_listeners.get(&wildcard))?;
+        let src_ip = socket
+            .local
+            .ip()
+            .is_unspecified()
+            .then_some(server.ip())
+            .filter(|ip| !ip.is_unspecified());
+        Some((socket.clone(), src_ip))
     }
 }
 
@@ -176,9 +169,10 @@ impl PortState {
         relay: FamilyRelay,
         port: u16,
         socket: std::net::UdpSocket,
+        transport: Transport,
     ) -> RelayedAddress {
         let local = SocketAddr::new(relay.bind, port);
-        self.opened.push((local, socket));
+        self.opened.push((local, socket, transport));
         RelayedAddress {
             local,
             advertised: SocketAddr::new(relay.advertise, port),
@@ -212,15 +206,15 @@ impl RelayAllocator for PortAllocator {
                 let Some(next) = PortState::bind(relay.bind, port + 1) else {
                     continue;
                 };
-                let relayed = s.grant(relay, port, socket);
-                let reserved = s.grant(relay, port + 1, next);
+                let relayed = s.grant(relay, port, socket, request.transport);
+                let reserved = s.grant(relay, port + 1, next, request.transport);
                 self.dirty.store(true, Ordering::Release);
                 return Ok(RelayGrant {
                     relayed,
                     reserved_next: Some(reserved),
                 });
             }
-            let relayed = s.grant(relay, port, socket);
+            let relayed = s.grant(relay, port, socket, request.transport);
             self.dirty.store(true, Ordering::Release);
             return Ok(RelayGrant {
                 relayed,
@@ -241,8 +235,37 @@ struct Core {
     server: Server,
 }
 
-/// Relay sockets by local address, with their receive tasks.
-type Relays = HashMap<SocketAddr, (Arc<UdpSocket>, AbortHandle)>;
+/// Who receives on a relay socket.
+enum Reader {
+    /// The UDP worker with this index (the socket is in its epoll set).
+    Worker(usize),
+    /// Its own task (relay sockets of stream clients).
+    Task(AbortHandle),
+}
+
+/// An open relay socket.
+struct RelayEntry {
+    socket: Arc<BatchSocket>,
+    token: u64,
+    reader: Reader,
+}
+
+/// Relay sockets by local address and by epoll token.
+#[derive(Default)]
+struct Relays {
+    by_addr: HashMap<SocketAddr, RelayEntry>,
+    by_token: HashMap<u64, Arc<BatchSocket>>,
+}
+
+/// A UDP worker: its own SO_REUSEPORT listener socket and an epoll set holding that socket
+/// and the relay sockets of the UDP allocations it serves.
+struct Worker {
+    listener: Arc<BatchSocket>,
+    epoll: AsyncFd<OwnedFd>,
+}
+
+/// Epoll token of a worker's listener socket; relay sockets get 1, 2, …
+const LISTENER_TOKEN: u64 = 0;
 
 /// Lock order: `core`, then `relays` or the fast path's table; never the other way round
 /// (`relays` and the fast path are read without `core` on the ChannelData path).
@@ -252,7 +275,15 @@ struct Shared {
     fast: Arc<FastPath>,
     relays: RwLock<Relays>,
     ports: PortAllocator,
-    udp_listeners: HashMap<SocketAddr, Arc<UdpListener>>,
+    /// The first socket of each UDP listener address (any of its SO_REUSEPORT group sends
+    /// from the same address).
+    udp_listeners: HashMap<SocketAddr, Arc<BatchSocket>>,
+    workers: Vec<Worker>,
+    next_token: AtomicU64,
+    next_worker: AtomicUsize,
+    /// UDP GSO allowed (config `udp_gso`).
+    gso: bool,
+    io: Arc<IoCounters>,
     streams: Mutex<HashMap<(SocketAddr, SocketAddr), Writer>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -331,6 +362,65 @@ fn family_relays(
     Ok((pick(true)?, pick(false)?))
 }
 
+/// The relay's users: static ones from the config (also found by USERHASH) and REST-style
+/// ones derived from the shared secret.
+struct Credentials {
+    users: HashMap<String, String>,
+    by_hash: HashMap<[u8; 32], String>,
+    rest: Option<RestCredentials>,
+}
+
+impl Credentials {
+    fn new(config: &RelayConfig) -> Self {
+        let users: HashMap<String, String> = config
+            .users
+            .iter()
+            .map(|(u, p)| (u.clone(), p.expose().to_owned()))
+            .collect();
+        let by_hash = users
+            .keys()
+            .filter_map(|u| Some((password::userhash(u, &config.realm).ok()?, u.clone())))
+            .collect();
+        let rest = config
+            .shared_secret
+            .as_ref()
+            .map(|s| RestCredentials::new(s.expose().as_bytes()));
+        Credentials {
+            users,
+            by_hash,
+            rest,
+        }
+    }
+}
+
+impl CredentialLookup for Credentials {
+    fn key(&self, username: &str, realm: &str) -> Option<iris_turn::LongTermKey> {
+        if let Some(password) = self.users.get(username) {
+            return long_term_key(username, realm, password).ok();
+        }
+        self.rest.as_ref()?.key(username, realm, unix_now())
+    }
+
+    fn key_for(
+        &self,
+        username: &str,
+        realm: &str,
+        algorithm: PasswordAlgorithm,
+    ) -> Option<Vec<u8>> {
+        if let Some(password) = self.users.get(username) {
+            return algorithm.key(username, realm, password).ok();
+        }
+        self.rest
+            .as_ref()?
+            .key_for(username, realm, unix_now(), algorithm)
+    }
+
+    fn username_for_hash(&self, userhash: &[u8], _realm: &str) -> Option<String> {
+        let hash: [u8; 32] = userhash.try_into().ok()?;
+        self.by_hash.get(&hash).cloned()
+    }
+}
+
 fn parse_cidrs(list: &[String]) -> Result<Vec<Cidr>, RelayError> {
     list.iter()
         .map(|s| {
@@ -367,15 +457,14 @@ impl Relay {
         for addr in &config.udp_listen {
             // One socket per worker on the same port (SO_REUSEPORT): the kernel hashes each
             // client flow to one of them, so a client's packets stay in order.
-            let first = UdpListener::bind(*addr, config.udp_buffer_bytes)?;
-            let local = first.socket.local_addr()?;
-            let first = Arc::new(first);
+            let first = Arc::new(bind_listener(*addr, config.udp_buffer_bytes)?);
+            let local = first.local;
             udp_addrs.push(local);
             udp_listeners.insert(local, first.clone());
-            udp_workers.push((local, first));
+            udp_workers.push(Worker::new(first)?);
             for _ in 1..workers {
-                let more = UdpListener::bind(local, config.udp_buffer_bytes)?;
-                udp_workers.push((local, Arc::new(more)));
+                let more = bind_listener(local, config.udp_buffer_bytes)?;
+                udp_workers.push(Worker::new(Arc::new(more))?);
             }
         }
         let mut tcp = Vec::new();
@@ -402,22 +491,8 @@ impl Relay {
             server_addresses,
         };
 
-        let users: HashMap<String, String> = config
-            .users
-            .iter()
-            .map(|(u, p)| (u.clone(), p.expose().to_owned()))
-            .collect();
-        let rest = config
-            .shared_secret
-            .as_ref()
-            .map(|s| RestCredentials::new(s.expose().as_bytes()));
-        let lookup = move |username: &str, realm: &str| {
-            if let Some(password) = users.get(username) {
-                return long_term_key(username, realm, password).ok();
-            }
-            rest.as_ref()?.key(username, realm, unix_now())
-        };
-
+        let credentials = Credentials::new(&config);
+        let username_anonymity = credentials.rest.is_none() && !credentials.users.is_empty();
         let server_config = ServerConfig {
             realm: config.realm.clone(),
             software: config.software.clone(),
@@ -434,6 +509,7 @@ impl Relay {
                 burst: config.unauthenticated_requests_per_second.saturating_mul(2),
             },
             strict_amplification: config.strict_amplification,
+            username_anonymity,
             ..ServerConfig::default()
         };
         let ports = PortAllocator {
@@ -447,20 +523,31 @@ impl Relay {
             })),
             dirty: Arc::new(AtomicBool::new(false)),
         };
-        let server = Server::new(server_config, lookup, policy, ports.clone(), Instant::now());
+        let server = Server::new(
+            server_config,
+            credentials,
+            policy,
+            ports.clone(),
+            Instant::now(),
+        );
         let shared = Arc::new(Shared {
             fast: server.fast_path(),
             core: Mutex::new(Core { server }),
-            relays: RwLock::new(HashMap::new()),
+            relays: RwLock::new(Relays::default()),
             ports,
             udp_listeners,
+            workers: udp_workers,
+            next_token: AtomicU64::new(LISTENER_TOKEN + 1),
+            next_worker: AtomicUsize::new(0),
+            gso: config.udp_gso,
+            io: Arc::new(IoCounters::default()),
             streams: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
 
         let mut listeners = Vec::new();
-        for (local, listener) in udp_workers {
-            listeners.push(tokio::spawn(udp_listener(shared.clone(), listener, local)));
+        for index in 0..shared.workers.len() {
+            listeners.push(tokio::spawn(udp_worker(shared.clone(), index)));
         }
         for listener in tcp {
             listeners.push(tokio::spawn(tcp_listener(shared.clone(), listener)));
@@ -489,6 +576,11 @@ impl RelayHandle {
     /// A snapshot of the core's counters (allocations, relayed packets/bytes, denials…).
     pub fn counters(&self) -> Counters {
         lock(&self.shared.core).server.counters()
+    }
+
+    /// Syscalls and datagrams of the batched UDP paths so far (datagrams per syscall).
+    pub fn io_stats(&self) -> IoStats {
+        self.shared.io.snapshot()
     }
 
     /// Serves TURN over an accepted stream, e.g. a TLS connection handed over by the shared
@@ -526,8 +618,11 @@ impl RelayHandle {
         for task in lock(&self.shared.tasks).drain(..) {
             task.abort();
         }
-        for (_, (_, task)) in write(&self.shared.relays).drain() {
-            task.abort();
+        let relays = std::mem::take(&mut *write(&self.shared.relays));
+        for (_, entry) in relays.by_addr {
+            if let Reader::Task(task) = entry.reader {
+                task.abort();
+            }
         }
         for listener in &self.listeners {
             listener.abort();
@@ -597,8 +692,10 @@ fn drain(core: &mut Core) -> Outputs {
     out
 }
 
-/// Starts receive tasks for relay sockets the allocator opened and stops released ones.
-fn sync_relays(shared: &Arc<Shared>, _core: &mut Core) {
+/// Hands relay sockets the allocator opened to their readers and stops released ones: a
+/// UDP client's socket joins the epoll set of `worker` (the one that received the Allocate;
+/// round robin when none), a stream client's gets its own task.
+fn sync_relays(shared: &Arc<Shared>, _core: &mut Core, worker: Option<usize>) {
     if !shared.ports.dirty.swap(false, Ordering::AcqRel) {
         return;
     }
@@ -610,33 +707,78 @@ fn sync_relays(shared: &Arc<Shared>, _core: &mut Core) {
         )
     };
     let mut relays = write(&shared.relays);
-    for (local, socket) in opened {
-        match UdpSocket::from_std(socket) {
-            Ok(socket) => {
-                let socket = Arc::new(socket);
-                let task = tokio::spawn(relay_socket(shared.clone(), socket.clone(), local));
-                relays.insert(local, (socket, task.abort_handle()));
+    for (local, socket, transport) in opened {
+        let socket = match BatchSocket::new(socket) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::warn!(%local, error = %e, "relay socket not registered");
+                continue;
             }
-            Err(e) => tracing::warn!(%local, error = %e, "relay socket not registered"),
-        }
+        };
+        let token = shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let reader = if transport == Transport::Udp && !shared.workers.is_empty() {
+            let index = worker.unwrap_or_else(|| {
+                shared.next_worker.fetch_add(1, Ordering::Relaxed) % shared.workers.len()
+            });
+            let Some(w) = shared.workers.get(index) else {
+                continue;
+            };
+            if let Err(e) = epoll::add(
+                w.epoll.get_ref(),
+                &socket.socket,
+                epoll::EventData::new_u64(token),
+                epoll::EventFlags::IN,
+            ) {
+                tracing::warn!(%local, error = %e, "relay socket not registered");
+                continue;
+            }
+            relays.by_token.insert(token, socket.clone());
+            Reader::Worker(index)
+        } else {
+            match readable_fd(socket.clone()) {
+                Ok(fd) => {
+                    let task = tokio::spawn(relay_task(shared.clone(), fd));
+                    Reader::Task(task.abort_handle())
+                }
+                Err(e) => {
+                    tracing::warn!(%local, error = %e, "relay socket not registered");
+                    continue;
+                }
+            }
+        };
+        relays.by_addr.insert(
+            local,
+            RelayEntry {
+                socket,
+                token,
+                reader,
+            },
+        );
     }
     for local in released {
-        if let Some((_, task)) = relays.remove(&local) {
-            task.abort();
+        let Some(entry) = relays.by_addr.remove(&local) else {
+            continue;
+        };
+        match entry.reader {
+            Reader::Worker(index) => {
+                relays.by_token.remove(&entry.token);
+                if let Some(w) = shared.workers.get(index) {
+                    let _ = epoll::delete(w.epoll.get_ref(), &entry.socket.socket);
+                }
+            }
+            Reader::Task(task) => task.abort(),
         }
     }
 }
 
+/// Sends one frame to a client now: UDP without waiting (dropped if the kernel refuses),
+/// streams through their writer.
 async fn send_to_client(shared: &Shared, five_tuple: &FiveTuple, bytes: &[u8]) {
     if five_tuple.transport == Transport::Udp {
-        let server = five_tuple.server;
-        let wildcard = SocketAddr::new(unspecified(server.is_ipv4()), server.port());
-        let listener = shared
-            .udp_listeners
-            .get(&server)
-            .or_else(|| shared.udp_listeners.get(&wildcard));
-        if let Some(listener) = listener {
-            listener.send(five_tuple.client, server.ip(), bytes).await;
+        if let Some((socket, src_ip)) = shared.client_route(five_tuple, None) {
+            if !socket.send_now(five_tuple.client, src_ip, bytes) {
+                shared.io.add(&shared.io.send_dropped, 1);
+            }
         }
         return;
     }
@@ -655,15 +797,7 @@ async fn flush(shared: &Shared, out: Outputs) {
     }
 }
 
-/// Where a client packet goes after the core has seen it.
-enum Route<'a> {
-    /// Out of a relay socket (the hot path: borrowed, no copy).
-    Peer(Arc<UdpSocket>, SocketAddr, &'a [u8]),
-    /// To another client of this relay (relay-to-relay on the same server): one copy.
-    Client(FiveTuple, Vec<u8>),
-}
-
-/// Feeds one client packet to the core and performs what it asks.
+/// Feeds one client packet from a stream to the core and performs what it asks.
 async fn client_packet(
     shared: &Arc<Shared>,
     transport: Transport,
@@ -677,250 +811,373 @@ async fn client_packet(
         client,
         server,
     };
-    match shared.fast.to_peer(now, &five_tuple, bytes) {
-        Fast::Forward(Forward::ToPeer {
-            relayed,
-            peer,
-            data,
-        }) => {
-            if let Some(socket) = shared.relay(&relayed) {
-                let _ = socket.send_to(data, peer).await;
-            }
-            return;
-        }
-        Fast::Forward(Forward::ToClient { .. }) | Fast::Dropped => return,
-        Fast::Miss => {}
+    let forward = match shared.fast.to_peer(now, &five_tuple, bytes) {
+        Fast::Forward(f) => Some(f),
+        Fast::Dropped => return,
+        Fast::Miss => None,
+    };
+    if let Some(forward) = forward {
+        forward_now(shared, forward).await;
+        return;
     }
-    let (route, out) = {
+    let (frame, out) = {
         let mut core = lock(&shared.core);
-        let route = match core
+        let forward = core
             .server
-            .handle_client(now, transport, client, server, bytes)
-        {
+            .handle_client(now, transport, client, server, bytes);
+        // Relayed payloads borrow `bytes`; frames for another client are copied (rare).
+        let frame = match forward {
             Some(Forward::ToPeer {
                 relayed,
                 peer,
                 data,
-            }) => shared
-                .relay(&relayed)
-                .map(|socket| Route::Peer(socket, peer, data)),
-            Some(Forward::ToClient {
-                five_tuple,
-                header,
-                data,
-                padding,
             }) => {
-                let mut frame = Vec::with_capacity(4 + data.len() + padding);
-                frame.extend_from_slice(&header);
-                frame.extend_from_slice(data);
-                frame.resize(frame.len() + padding, 0);
-                Some(Route::Client(five_tuple, frame))
+                if let Some(socket) = shared.relay(&relayed) {
+                    send_peer_now(shared, &socket, peer, data);
+                }
+                None
             }
+            Some(f @ Forward::ToClient { .. }) => owned_frame(&f),
             None => None,
         };
         if iris_stun::classify(bytes) == PacketKind::Stun {
-            sync_relays(shared, &mut core);
+            sync_relays(shared, &mut core, None);
         }
-        (route, drain(&mut core))
+        (frame, drain(&mut core))
     };
-    match route {
-        Some(Route::Peer(socket, peer, data)) => {
-            let _ = socket.send_to(data, peer).await;
-        }
-        Some(Route::Client(five_tuple, frame)) => {
-            send_to_client(shared, &five_tuple, &frame).await;
-        }
-        None => {}
+    if let Some((five_tuple, frame)) = frame {
+        send_to_client(shared, &five_tuple, &frame).await;
     }
     if !out.transmits.is_empty() {
         flush(shared, out).await;
     }
 }
 
-/// A ChannelData or Send payload on its way out of a relay socket, borrowed from the
-/// receive batch.
-struct PeerSend<'a> {
-    socket: Arc<UdpSocket>,
-    peer: SocketAddr,
-    data: &'a [u8],
+/// One payload out of a relay socket now (the stream paths; UDP workers queue instead).
+fn send_peer_now(shared: &Shared, socket: &BatchSocket, peer: SocketAddr, data: &[u8]) {
+    shared.io.add(&shared.io.send_calls, 1);
+    if socket.send_now(peer, None, data) {
+        shared.io.add(&shared.io.send_datagrams, 1);
+    } else {
+        shared.io.add(&shared.io.send_dropped, 1);
+    }
 }
 
-/// Receives client datagrams in batches (recvmmsg and GRO through `quinn-udp`); also learns
-/// the destination IP of each datagram so that wildcard listeners answer from the right address.
-///
-/// A whole batch goes through the core under one lock; what it relays to peers is sent
-/// after the lock is released, consecutive packets leaving the same relay socket (a video
-/// frame split in several packets) with one `sendmmsg`.
-async fn udp_listener(shared: Arc<Shared>, listener: Arc<UdpListener>, local: SocketAddr) {
-    const SLOT: usize = 65_536;
-    let batch = quinn_udp::BATCH_SIZE.clamp(1, 32);
-    let mut storage = vec![0u8; SLOT * batch];
-    let mut meta = vec![RecvMeta::default(); batch];
-    let mut bufs: Vec<IoSliceMut<'_>> = storage.chunks_mut(SLOT).map(IoSliceMut::new).collect();
-    loop {
-        if listener.socket.readable().await.is_err() {
-            continue;
+/// Performs a fast-path forward from a stream task.
+async fn forward_now(shared: &Arc<Shared>, forward: Forward<'_>) {
+    match forward {
+        Forward::ToPeer {
+            relayed,
+            peer,
+            data,
+        } => {
+            if let Some(socket) = shared.relay(&relayed) {
+                send_peer_now(shared, &socket, peer, data);
+            }
         }
-        let received = listener.socket.try_io(Interest::READABLE, || {
-            listener
-                .state
-                .recv((&listener.socket).into(), &mut bufs, &mut meta)
-        });
-        let n = match received {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive");
-                continue;
+        f @ Forward::ToClient { .. } => {
+            if let Some((five_tuple, frame)) = owned_frame(&f) {
+                send_to_client(shared, &five_tuple, &frame).await;
             }
-        };
-        let mut to_peers: Vec<PeerSend<'_>> = Vec::with_capacity(n);
-        let mut to_clients: Vec<(FiveTuple, Vec<u8>)> = Vec::new();
-        let out = {
-            // Taken at the first packet the fast path misses, held for the rest of the batch.
-            let mut core: Option<MutexGuard<'_, Core>> = None;
-            let now = Instant::now();
-            let mut stun = false;
-            for (buf, m) in bufs.iter().zip(meta.iter()).take(n) {
-                let server = m
-                    .dst_ip
-                    .filter(|_| local.ip().is_unspecified())
-                    .map_or(local, |ip| SocketAddr::new(ip, local.port()));
-                let Some(data) = buf.get(..m.len) else {
-                    continue;
-                };
-                // With GRO several datagrams of `stride` bytes arrive in one buffer.
-                for datagram in data.chunks(m.stride.max(1)) {
-                    let five_tuple = FiveTuple {
-                        transport: Transport::Udp,
-                        client: m.addr,
-                        server,
-                    };
-                    let forward = match shared.fast.to_peer(now, &five_tuple, datagram) {
-                        Fast::Forward(f) => Some(f),
-                        Fast::Dropped => None,
-                        Fast::Miss => {
-                            let core = core.get_or_insert_with(|| lock(&shared.core));
-                            stun |= iris_stun::classify(datagram) == PacketKind::Stun;
-                            core.server
-                                .handle_client(now, Transport::Udp, m.addr, server, datagram)
-                        }
-                    };
-                    match forward {
-                        Some(Forward::ToPeer {
-                            relayed,
-                            peer,
-                            data,
-                        }) => {
-                            if let Some(socket) = shared.relay(&relayed) {
-                                to_peers.push(PeerSend { socket, peer, data });
-                            }
-                        }
-                        Some(Forward::ToClient {
-                            five_tuple,
-                            header,
-                            data,
-                            padding,
-                        }) => {
-                            let mut frame = Vec::with_capacity(4 + data.len() + padding);
-                            frame.extend_from_slice(&header);
-                            frame.extend_from_slice(data);
-                            frame.resize(frame.len() + padding, 0);
-                            to_clients.push((five_tuple, frame));
-                        }
-                        None => {}
-                    }
-                }
-            }
-            match core {
-                Some(mut core) => {
-                    if stun {
-                        sync_relays(&shared, &mut core);
-                    }
-                    drain(&mut core)
-                }
-                None => Outputs::default(),
-            }
-        };
-        send_to_peers(&to_peers).await;
-        for (five_tuple, frame) in to_clients {
-            send_to_client(&shared, &five_tuple, &frame).await;
-        }
-        if !out.transmits.is_empty() {
-            flush(&shared, out).await;
         }
     }
 }
 
-/// Sends relayed payloads, one `sendmmsg` per run of packets leaving the same relay socket.
-async fn send_to_peers(sends: &[PeerSend<'_>]) {
-    let mut rest = sends;
-    while let Some(first) = rest.first() {
-        let run = rest
-            .iter()
-            .take_while(|s| Arc::ptr_eq(&s.socket, &first.socket))
-            .count();
-        let (now, later) = rest.split_at(run);
-        rest = later;
-        if let [one] = now {
-            // Synchronous first: the socket is almost always writable.
-            match one.socket.try_send_to(one.data, one.peer) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let _ = one.socket.send_to(one.data, one.peer).await;
+/// A ChannelData frame for a client as an owned buffer (stream paths only).
+fn owned_frame(forward: &Forward<'_>) -> Option<(FiveTuple, Vec<u8>)> {
+    let Forward::ToClient {
+        five_tuple,
+        header,
+        data,
+        padding,
+    } = forward
+    else {
+        return None;
+    };
+    let mut frame = Vec::with_capacity(4 + data.len() + padding);
+    frame.extend_from_slice(header);
+    frame.extend_from_slice(data);
+    frame.resize(frame.len() + padding, 0);
+    Some((*five_tuple, frame))
+}
+
+/// Registers `inner` with the runtime for read readiness.
+///
+/// `AsyncFd::with_interest` is deprecated because a type could return a different fd later;
+/// `OwnedFd` and `BatchSocket` (its `std::net::UdpSocket`) keep one fd for their lifetime.
+#[allow(deprecated)]
+fn readable_fd<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+    AsyncFd::with_interest(inner, Interest::READABLE)
+}
+
+impl Worker {
+    fn new(listener: Arc<BatchSocket>) -> Result<Self, RelayError> {
+        let fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(std::io::Error::from)?;
+        epoll::add(
+            &fd,
+            &listener.socket,
+            epoll::EventData::new_u64(LISTENER_TOKEN),
+            epoll::EventFlags::IN,
+        )
+        .map_err(std::io::Error::from)?;
+        let epoll = readable_fd(fd)?;
+        Ok(Worker { listener, epoll })
+    }
+}
+
+/// State of one worker task between receive events.
+struct WorkerLoop {
+    shared: Arc<Shared>,
+    index: usize,
+    listener: Arc<BatchSocket>,
+    rx: RecvBuffers,
+    tx: SendQueue,
+    /// Core outputs (STUN responses, Data indications) for stream clients, sent after the
+    /// queue is flushed.
+    later: Vec<(FiveTuple, Vec<u8>)>,
+}
+
+/// Rounds of epoll events a worker handles before it lets other tasks run.
+const WORKER_ROUNDS: usize = 16;
+
+/// One UDP worker: waits for its epoll set (listener + relay sockets of its UDP
+/// allocations), receives a batch from every ready socket, relays through the fast path
+/// (the core, under its lock, for everything else), and flushes what it queued with
+/// `sendmmsg` / GSO once per round.
+async fn udp_worker(shared: Arc<Shared>, index: usize) {
+    let Some(worker) = shared.workers.get(index) else {
+        return;
+    };
+    let mut state = WorkerLoop {
+        shared: shared.clone(),
+        index,
+        listener: worker.listener.clone(),
+        rx: RecvBuffers::new(),
+        tx: SendQueue::new(shared.gso, shared.io.clone()),
+        later: Vec::new(),
+    };
+    let mut tokens: Vec<u64> = Vec::with_capacity(EPOLL_EVENTS);
+    loop {
+        let Ok(mut guard) = worker.epoll.readable().await else {
+            return;
+        };
+        let mut rounds = 0;
+        while rounds < WORKER_ROUNDS {
+            match ready_tokens(&worker.epoll, &mut tokens) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "epoll_wait");
+                    break;
                 }
-                _ => {}
+            }
+            if tokens.is_empty() {
+                guard.clear_ready();
+                break;
+            }
+            for &token in &tokens {
+                if token == LISTENER_TOKEN {
+                    state.listener_ready();
+                } else {
+                    let socket = shared.relays().by_token.get(&token).cloned();
+                    if let Some(socket) = socket {
+                        state.relay_ready(&socket);
+                    }
+                }
+            }
+            state.tx.flush();
+            for (five_tuple, frame) in std::mem::take(&mut state.later) {
+                send_to_client(&shared, &five_tuple, &frame).await;
+            }
+            rounds += 1;
+        }
+        drop(guard);
+        if rounds >= WORKER_ROUNDS {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Most ready sockets taken from the epoll set per round.
+const EPOLL_EVENTS: usize = 128;
+
+/// The tokens of the ready sockets in `epoll`, without waiting.
+fn ready_tokens(epoll: &AsyncFd<OwnedFd>, tokens: &mut Vec<u64>) -> rustix::io::Result<()> {
+    let mut events = [const { std::mem::MaybeUninit::<epoll::Event>::uninit() }; EPOLL_EVENTS];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let (ready, _) = epoll::wait(epoll.get_ref(), &mut events, Some(&zero))?;
+    tokens.clear();
+    tokens.extend(ready.iter().map(|e| e.data.u64()));
+    Ok(())
+}
+
+impl WorkerLoop {
+    /// Queues a frame for a client: UDP into the send queue, streams for later.
+    fn queue_for_client(&mut self, five_tuple: &FiveTuple, parts: &[&[u8]]) {
+        if five_tuple.transport == Transport::Udp {
+            if let Some((socket, src_ip)) =
+                self.shared.client_route(five_tuple, Some(&self.listener))
+            {
+                self.tx.push(&socket, five_tuple.client, src_ip, parts);
             }
         } else {
-            send_many(&first.socket, now).await;
+            self.later.push((*five_tuple, parts.concat()));
         }
     }
-}
 
-/// `sendmmsg` of `sends` (all on `socket`), waiting for writability when the buffer is full.
-async fn send_many(socket: &UdpSocket, sends: &[PeerSend<'_>]) {
-    let mut sent = 0;
-    while let Some(pending) = sends.get(sent..).filter(|p| !p.is_empty()) {
-        match socket.try_io(Interest::WRITABLE, || try_send_many(socket, pending)) {
-            Ok(n) => sent += n.max(1),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if socket.writable().await.is_err() {
-                    return;
+    /// Queues what the core asked for.
+    fn forward(&mut self, forward: Forward<'_>) {
+        match forward {
+            Forward::ToPeer {
+                relayed,
+                peer,
+                data,
+            } => {
+                if let Some(socket) = self.shared.relay(&relayed) {
+                    self.tx.push(&socket, peer, None, &[data]);
                 }
             }
-            // The first pending message was refused (e.g. unreachable): skip it.
-            Err(_) => sent += 1,
+            Forward::ToClient {
+                five_tuple,
+                header,
+                data,
+                padding,
+            } => {
+                let pad = [0u8; 3];
+                self.queue_for_client(
+                    &five_tuple,
+                    &[&header[..], data, pad.get(..padding).unwrap_or_default()],
+                );
+            }
         }
+    }
+
+    /// Queues the core's transmits.
+    fn outputs(&mut self, out: Outputs) {
+        for t in out.transmits {
+            self.queue_for_client(&t.five_tuple, &[&t.contents]);
+        }
+    }
+
+    /// One batch from the worker's listener socket: client datagrams.
+    fn listener_ready(&mut self) {
+        let shared = self.shared.clone();
+        let listener = self.listener.clone();
+        let n = match self.rx.recv(&listener, &shared.io) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive");
+                return;
+            }
+        };
+        let local = listener.local;
+        let now = Instant::now();
+        // Taken at the first packet the fast path misses, held for the rest of the batch.
+        let mut core: Option<MutexGuard<'_, Core>> = None;
+        let mut stun = false;
+        let rx = std::mem::replace(&mut self.rx, RecvBuffers::empty());
+        for i in 0..n {
+            let Some(m) = rx.meta.get(i).copied() else {
+                break;
+            };
+            let server = m
+                .dst_ip
+                .filter(|_| local.ip().is_unspecified())
+                .map_or(local, |ip| SocketAddr::new(ip, local.port()));
+            let five_tuple = FiveTuple {
+                transport: Transport::Udp,
+                client: m.addr,
+                server,
+            };
+            // With GRO several datagrams of `stride` bytes arrive in one buffer.
+            for datagram in rx.data(i).chunks(m.stride.max(1)) {
+                let forward = match shared.fast.to_peer(now, &five_tuple, datagram) {
+                    Fast::Forward(f) => Some(f),
+                    Fast::Dropped => None,
+                    Fast::Miss => {
+                        let core = core.get_or_insert_with(|| lock(&shared.core));
+                        stun |= iris_stun::classify(datagram) == PacketKind::Stun;
+                        core.server
+                            .handle_client(now, Transport::Udp, m.addr, server, datagram)
+                    }
+                };
+                if let Some(f) = forward {
+                    self.forward(f);
+                }
+            }
+        }
+        if let Some(mut core) = core {
+            if stun {
+                sync_relays(&shared, &mut core, Some(self.index));
+            }
+            let out = drain(&mut core);
+            drop(core);
+            self.outputs(out);
+        }
+        self.rx = rx;
+    }
+
+    /// One batch from a relay socket: peer datagrams for this worker's allocations.
+    fn relay_ready(&mut self, socket: &Arc<BatchSocket>) {
+        let shared = self.shared.clone();
+        let n = match self.rx.recv(socket, &shared.io) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "relay receive");
+                return;
+            }
+        };
+        let local = socket.local;
+        let now = Instant::now();
+        let mut core: Option<MutexGuard<'_, Core>> = None;
+        let rx = std::mem::replace(&mut self.rx, RecvBuffers::empty());
+        for i in 0..n {
+            let Some(m) = rx.meta.get(i).copied() else {
+                break;
+            };
+            for payload in rx.data(i).chunks(m.stride.max(1)) {
+                let forward = match shared.fast.to_client(now, local, m.addr, payload) {
+                    Fast::Forward(f) => Some(f),
+                    Fast::Dropped => None,
+                    Fast::Miss => core
+                        .get_or_insert_with(|| lock(&shared.core))
+                        .server
+                        .handle_peer(now, local, m.addr, payload),
+                };
+                if let Some(f) = forward {
+                    self.forward(f);
+                }
+            }
+        }
+        if let Some(mut core) = core {
+            let out = drain(&mut core);
+            drop(core);
+            self.outputs(out);
+        }
+        self.rx = rx;
     }
 }
 
-/// One `sendmmsg` call; how many of `sends` the kernel took.
-fn try_send_many(socket: &UdpSocket, sends: &[PeerSend<'_>]) -> std::io::Result<usize> {
-    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
-    let addrs: Vec<SocketAddrAny> = sends.iter().map(|s| s.peer.into()).collect();
-    let iovs: Vec<[std::io::IoSlice<'_>; 1]> = sends
-        .iter()
-        .map(|s| [std::io::IoSlice::new(s.data)])
-        .collect();
-    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = sends
-        .iter()
-        .map(|_| SendAncillaryBuffer::default())
-        .collect();
-    let mut msgs: Vec<MMsgHdr<'_>> = addrs
-        .iter()
-        .zip(iovs.iter())
-        .zip(controls.iter_mut())
-        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
-        .collect();
-    sendmmsg(socket, &mut msgs, SendFlags::empty()).map_err(std::io::Error::from)
-}
-
-async fn relay_socket(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
+/// Receives on the relay socket of a stream client's allocation (its own task: a slow
+/// stream only holds up its own relay socket).
+async fn relay_task(shared: Arc<Shared>, fd: AsyncFd<Arc<BatchSocket>>) {
     let mut buf = vec![0u8; BUF_LEN];
+    let local = fd.get_ref().local;
     loop {
         let Some(payload) = buf.get_mut(4..4 + 65_535) else {
             return;
         };
-        let (n, peer) = match socket.recv_from(payload).await {
+        let received = match fd.readable().await {
+            Ok(mut guard) => match guard.try_io(|s| s.get_ref().socket.recv_from(payload)) {
+                Ok(r) => r,
+                Err(_would_block) => continue,
+            },
+            Err(_) => return,
+        };
+        let (n, peer) = match received {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "relay receive");
@@ -1040,7 +1297,7 @@ async fn serve_connection<R: AsyncRead + Unpin>(
             five_tuple.client,
             five_tuple.server,
         );
-        sync_relays(&shared, &mut core);
+        sync_relays(&shared, &mut core, None);
         drain(&mut core)
     };
     flush(&shared, out).await;
@@ -1058,7 +1315,7 @@ async fn timer_loop(shared: Arc<Shared>) {
         let out = {
             let mut core = lock(&shared.core);
             core.server.handle_timeout(Instant::now());
-            sync_relays(&shared, &mut core);
+            sync_relays(&shared, &mut core, None);
             drain(&mut core)
         };
         flush(&shared, out).await;

@@ -2,23 +2,25 @@
 //!
 //! All protocol logic lives in [`iris_turn::Server`]; this crate only moves bytes and time in
 //! and out of it. One core instance is shared by every task behind a mutex that is never held
-//! across an `.await`; socket reads and writes run on the multi-threaded runtime, so work is
-//! spread over cores (several receive tasks per UDP listener, one task per relay socket and per
-//! stream). A receive batch from a UDP listener (recvmmsg) goes through the core under one
-//! lock; its relayed payloads are sent as borrowed slices after the lock is released, one
-//! `sendmmsg` per run of packets leaving the same relay socket. Towards clients, the 4-byte
-//! ChannelData header is written into headroom kept in front of the payload.
+//! across an `.await`; ChannelData goes through the core's read-mostly `FastPath` without it.
+//! UDP runs on workers (one per core and listener, each with its own SO_REUSEPORT socket and
+//! an epoll set of that socket and the relay sockets of its UDP allocations): per wake-up a
+//! worker receives a `recvmmsg` batch from every ready socket and flushes what it relays
+//! once, with `sendmmsg` per socket and UDP GSO for runs to one destination (module `udp`).
+//! Streams and the relay sockets of stream clients have a task each.
 //!
 //! Relay sockets are opened synchronously by the core through [`iris_turn::RelayAllocator`]
-//! (a plain `std::net::UdpSocket::bind`); the driver then starts a receive task for each.
+//! (a plain `std::net::UdpSocket::bind`); the driver then hands each to its reader.
 
 #![forbid(unsafe_code)]
 
 mod config;
 mod driver;
 pub mod ice_servers;
+mod udp;
 
 pub use config::{RelayConfig, RelayServer, Secret};
 pub use driver::{Relay, RelayError, RelayHandle};
 pub use ice_servers::{IceServer, IceServers, IceServersError};
 pub use iris_turn::{Counters, Transport};
+pub use udp::IoStats;

@@ -9,6 +9,7 @@
 //! - [`message`]: header, method/class, parsing and building of messages;
 //! - [`attribute`]: attribute types and their typed values;
 //! - [`integrity`]: MESSAGE-INTEGRITY(-SHA256), FINGERPRINT and credential keys;
+//! - [`password`]: password algorithms, USERHASH and the nonce cookie (RFC 8489 §9.2);
 //! - [`channel_data`]: ChannelData framing and the first-byte classifier (RFC 7983);
 //! - [`framing`]: message boundaries on stream transports (TCP, TLS).
 
@@ -20,9 +21,11 @@ mod error;
 pub mod framing;
 pub mod integrity;
 pub mod message;
+pub mod password;
 
 pub use attribute::{AddressFamily, Attribute, AttributeType};
 pub use channel_data::{classify, ChannelData, PacketKind};
 pub use error::Error;
 pub use integrity::{long_term_key, short_term_key, LongTermKey};
 pub use message::{Class, Message, MessageBuilder, Method, TransactionId, MAGIC_COOKIE};
+pub use password::{PasswordAlgorithm, SecurityFeatures};

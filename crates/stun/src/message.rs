@@ -296,6 +296,38 @@ impl<'a> Message<'a> {
         self.text(AttributeType::NONCE)
     }
 
+    fn raw_value(&self, typ: AttributeType) -> Result<Option<&'a [u8]>, Error> {
+        match self.attribute(typ)? {
+            Some(Attribute::Other { value, .. }) => Ok(Some(value)),
+            _ => Ok(None),
+        }
+    }
+
+    /// USERHASH (RFC 8489 §14.4): 32 bytes.
+    pub fn userhash(&self) -> Result<Option<&'a [u8]>, Error> {
+        match self.raw_value(AttributeType::USERHASH)? {
+            Some(v) if v.len() != 32 => Err(Error::MalformedAttribute(AttributeType::USERHASH.0)),
+            v => Ok(v),
+        }
+    }
+
+    /// PASSWORD-ALGORITHMS (RFC 8489 §14.11), undecoded (servers compare it as sent).
+    pub fn password_algorithms(&self) -> Result<Option<&'a [u8]>, Error> {
+        self.raw_value(AttributeType::PASSWORD_ALGORITHMS)
+    }
+
+    /// The algorithm code of PASSWORD-ALGORITHM (RFC 8489 §14.12).
+    pub fn password_algorithm(&self) -> Result<Option<u16>, Error> {
+        self.raw_value(AttributeType::PASSWORD_ALGORITHM)?
+            .map(crate::password::decode_algorithm)
+            .transpose()
+    }
+
+    /// True when the message carries MESSAGE-INTEGRITY-SHA256.
+    pub fn has_integrity_sha256(&self) -> bool {
+        self.integrity_sha256.is_some()
+    }
+
     /// SOFTWARE.
     pub fn software(&self) -> Result<Option<&'a str>, Error> {
         self.text(AttributeType::SOFTWARE)

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use iris_stun::integrity::hmac_sha1;
-use iris_stun::{long_term_key, LongTermKey};
+use iris_stun::{long_term_key, LongTermKey, PasswordAlgorithm, SecurityFeatures};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,25 @@ use std::time::{Duration, Instant};
 pub trait CredentialLookup: Send + Sync {
     /// The key MD5(username ":" realm ":" password), or `None`.
     fn key(&self, username: &str, realm: &str) -> Option<LongTermKey>;
+
+    /// The key of `algorithm` (RFC 8489 §9.2.2); by default MD5 only.
+    fn key_for(
+        &self,
+        username: &str,
+        realm: &str,
+        algorithm: PasswordAlgorithm,
+    ) -> Option<Vec<u8>> {
+        match algorithm {
+            PasswordAlgorithm::Md5 => self.key(username, realm).map(Vec::from),
+            PasswordAlgorithm::Sha256 => None,
+        }
+    }
+
+    /// The user whose USERHASH (RFC 8489 §14.4) in `realm` is `userhash`; by default none.
+    fn username_for_hash(&self, userhash: &[u8], realm: &str) -> Option<String> {
+        let _ = (userhash, realm);
+        None
+    }
 }
 
 impl<F: Fn(&str, &str) -> Option<LongTermKey> + Send + Sync> CredentialLookup for F {
@@ -58,11 +77,27 @@ impl RestCredentials {
 
     /// The key for `username` if it is well-formed and not expired at `unix_now`.
     pub fn key(&self, username: &str, realm: &str, unix_now: u64) -> Option<LongTermKey> {
-        let expiry: u64 = username.split(':').next()?.parse().ok()?;
-        if expiry < unix_now {
-            return None;
-        }
+        self.valid(username, unix_now)?;
         long_term_key(username, realm, &self.password(username)).ok()
+    }
+
+    /// The key of `algorithm` for `username` if well-formed and not expired at `unix_now`.
+    pub fn key_for(
+        &self,
+        username: &str,
+        realm: &str,
+        unix_now: u64,
+        algorithm: PasswordAlgorithm,
+    ) -> Option<Vec<u8>> {
+        self.valid(username, unix_now)?;
+        algorithm
+            .key(username, realm, &self.password(username))
+            .ok()
+    }
+
+    fn valid(&self, username: &str, unix_now: u64) -> Option<()> {
+        let expiry: u64 = username.split(':').next()?.parse().ok()?;
+        (expiry >= unix_now).then_some(())
     }
 }
 
@@ -78,12 +113,15 @@ pub fn quota_user(username: &str) -> &str {
     }
 }
 
-/// Issues and checks stateless nonces: `<age-seconds hex><HMAC(secret, issue time, client IP)>`.
+/// Issues and checks stateless nonces: `<nonce cookie and features, when any>` +
+/// `<age-seconds hex><HMAC(secret, issue time, client IP)>`.
 #[derive(Clone)]
 pub(crate) struct NonceIssuer {
     secret: [u8; 32],
     epoch: Instant,
     lifetime: Duration,
+    /// The RFC 8489 §9.2 nonce cookie and feature bits, or empty.
+    prefix: String,
 }
 
 /// Why a nonce was not accepted.
@@ -96,11 +134,22 @@ pub(crate) enum NonceError {
 }
 
 impl NonceIssuer {
-    pub(crate) fn new(secret: [u8; 32], epoch: Instant, lifetime: Duration) -> Self {
+    pub(crate) fn new(
+        secret: [u8; 32],
+        epoch: Instant,
+        lifetime: Duration,
+        features: SecurityFeatures,
+    ) -> Self {
+        let prefix = if features == SecurityFeatures::default() {
+            String::new()
+        } else {
+            features.nonce_prefix()
+        };
         NonceIssuer {
             secret,
             epoch,
             lifetime,
+            prefix,
         }
     }
 
@@ -120,7 +169,7 @@ impl NonceIssuer {
     pub(crate) fn issue(&self, now: Instant, client: IpAddr) -> String {
         let issued =
             u32::try_from(now.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX);
-        format!("{issued:08x}{}", self.mac(issued, client))
+        format!("{}{issued:08x}{}", self.prefix, self.mac(issued, client))
     }
 
     pub(crate) fn check(
@@ -129,6 +178,9 @@ impl NonceIssuer {
         now: Instant,
         client: IpAddr,
     ) -> Result<(), NonceError> {
+        let nonce = nonce
+            .strip_prefix(self.prefix.as_str())
+            .ok_or(NonceError::Invalid)?;
         if nonce.len() != 24 || !nonce.is_ascii() {
             return Err(NonceError::Invalid);
         }
@@ -170,10 +222,16 @@ mod tests {
     #[test]
     fn rfc8489_9_2_nonce_expires_and_is_bound_to_client() {
         let t0 = Instant::now();
-        let n = NonceIssuer::new([7; 32], t0, Duration::from_secs(600));
+        let features = SecurityFeatures {
+            password_algorithms: true,
+            username_anonymity: false,
+        };
+        let n = NonceIssuer::new([7; 32], t0, Duration::from_secs(600), features);
         let ip: IpAddr = "192.0.2.1".parse().unwrap_or_else(|_| unreachable!());
         let other: IpAddr = "192.0.2.2".parse().unwrap_or_else(|_| unreachable!());
         let nonce = n.issue(t0 + Duration::from_secs(5), ip);
+        assert!(nonce.starts_with("obMatJos2AAAB"), "{nonce}");
+        assert_eq!(SecurityFeatures::of_nonce(&nonce), Some(features));
         assert_eq!(n.check(&nonce, t0 + Duration::from_secs(100), ip), Ok(()));
         assert_eq!(
             n.check(&nonce, t0 + Duration::from_secs(605), ip),
@@ -184,5 +242,10 @@ mod tests {
             Err(NonceError::Invalid)
         );
         assert_eq!(n.check("garbage", t0, ip), Err(NonceError::Invalid));
+        // Without the cookie (an RFC 5389-style nonce of the same issuer): not ours.
+        assert_eq!(
+            n.check(&nonce[13..], t0 + Duration::from_secs(100), ip),
+            Err(NonceError::Invalid)
+        );
     }
 }

@@ -11,8 +11,8 @@ use iris_stun::channel_data::is_valid_channel;
 use iris_stun::framing::stream_padding;
 use iris_stun::integrity::hmac_sha1;
 use iris_stun::{
-    classify, AddressFamily, Attribute, AttributeType, ChannelData, Class, LongTermKey, Message,
-    MessageBuilder, Method, PacketKind, TransactionId,
+    classify, password, AddressFamily, Attribute, AttributeType, ChannelData, Class, Message,
+    MessageBuilder, Method, PacketKind, PasswordAlgorithm, SecurityFeatures, TransactionId,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -78,6 +78,9 @@ pub struct RelayRequest {
     pub family: AddressFamily,
     /// Port constraint.
     pub port: PortRequest,
+    /// Transport between the client and the server (drivers may serve relay sockets of
+    /// datagram and stream clients differently).
+    pub transport: Transport,
 }
 
 /// What the allocator opened.
@@ -161,6 +164,13 @@ pub struct ServerConfig {
     /// only challenges may exceed the request (by at most [`MAX_CHALLENGE_LEN`] bytes in all),
     /// so that browsers whose first Allocate is 28 bytes can authenticate.
     pub strict_amplification: bool,
+    /// Password algorithms offered in PASSWORD-ALGORITHMS of challenges, in order of
+    /// preference (RFC 8489 §9.2; default SHA-256 then MD5). Empty: the RFC 5389 scheme only
+    /// (MD5, no nonce cookie). Clients that send no PASSWORD-ALGORITHM use MD5.
+    pub password_algorithms: Vec<PasswordAlgorithm>,
+    /// Announce username anonymity (USERHASH instead of USERNAME, RFC 8489 §9.2) in the
+    /// nonce cookie: only when [`CredentialLookup::username_for_hash`] can find every user.
+    pub username_anonymity: bool,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -177,12 +187,14 @@ impl std::fmt::Debug for ServerConfig {
             .field("bandwidth", &self.bandwidth)
             .field("unauthenticated_rate", &self.unauthenticated_rate)
             .field("strict_amplification", &self.strict_amplification)
+            .field("password_algorithms", &self.password_algorithms)
+            .field("username_anonymity", &self.username_anonymity)
             .finish_non_exhaustive()
     }
 }
 
 /// Upper bound of a challenge (401/438) response without SOFTWARE, in bytes.
-pub const MAX_CHALLENGE_LEN: usize = 20 + 8 + 16 + 4 + 764 + 4 + 24;
+pub const MAX_CHALLENGE_LEN: usize = 20 + 8 + 16 + 4 + 764 + 4 + 40 + 4 + 8;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -204,6 +216,8 @@ impl Default for ServerConfig {
                 burst: 40,
             },
             strict_amplification: false,
+            password_algorithms: vec![PasswordAlgorithm::Sha256, PasswordAlgorithm::Md5],
+            username_anonymity: false,
         }
     }
 }
@@ -324,7 +338,20 @@ enum Timer {
 #[derive(Debug, Clone)]
 struct Authenticated {
     username: String,
-    key: LongTermKey,
+    /// The key of the request's password algorithm (16 or 32 bytes).
+    key: Vec<u8>,
+    /// Sign responses with MESSAGE-INTEGRITY-SHA256 (the request did).
+    sha256: bool,
+}
+
+impl Authenticated {
+    fn sign(&self, b: &mut MessageBuilder) {
+        if self.sha256 {
+            b.add_message_integrity_sha256(&self.key);
+        } else {
+            b.add_message_integrity(&self.key);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -345,6 +372,8 @@ pub struct Server {
     peer_policy: Box<dyn PeerPolicy>,
     allocator: Box<dyn RelayAllocator>,
     nonces: NonceIssuer,
+    /// PASSWORD-ALGORITHMS as offered in challenges (empty: none).
+    offered_algorithms: Vec<u8>,
     allocations: HashMap<FiveTuple, Allocation>,
     by_relay: HashMap<SocketAddr, FiveTuple>,
     /// Advertised relayed address → local one, to relay between two allocations of this
@@ -392,6 +421,8 @@ fn is_known(t: AttributeType) -> bool {
             | AttributeType::REQUESTED_TRANSPORT
             | AttributeType::DONT_FRAGMENT
             | AttributeType::MESSAGE_INTEGRITY_SHA256
+            | AttributeType::PASSWORD_ALGORITHM
+            | AttributeType::USERHASH
             | AttributeType::XOR_MAPPED_ADDRESS
             | AttributeType::RESERVATION_TOKEN
             | AttributeType::PRIORITY
@@ -412,7 +443,12 @@ impl Server {
         allocator: impl RelayAllocator + 'static,
         now: Instant,
     ) -> Self {
-        let nonces = NonceIssuer::new(config.secret, now, config.nonce_lifetime);
+        let features = SecurityFeatures {
+            password_algorithms: !config.password_algorithms.is_empty(),
+            username_anonymity: config.username_anonymity,
+        };
+        let nonces = NonceIssuer::new(config.secret, now, config.nonce_lifetime, features);
+        let offered_algorithms = password::encode_algorithms(&config.password_algorithms);
         let mut timers = BinaryHeap::new();
         timers.push(Reverse((now + HOUSEKEEPING, Timer::Housekeeping)));
         Server {
@@ -421,6 +457,7 @@ impl Server {
             peer_policy: Box::new(peer_policy),
             allocator: Box::new(allocator),
             nonces,
+            offered_algorithms,
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
             by_advertised: HashMap::new(),
@@ -820,7 +857,7 @@ impl Server {
                     if let Some(software) = &self.config.software {
                         builder.add(&Attribute::Software(software));
                     }
-                    builder.add_message_integrity(&a.key);
+                    a.sign(&mut builder);
                 }
                 if message.has_fingerprint() {
                     builder.add_fingerprint();
@@ -870,9 +907,15 @@ impl Server {
                 b.add(&Attribute::Realm(&self.config.realm));
                 let nonce = self.nonces.issue(now, five_tuple.client.ip());
                 b.add(&Attribute::Nonce(&nonce));
+                if !self.offered_algorithms.is_empty() {
+                    b.add(&Attribute::Other {
+                        typ: AttributeType::PASSWORD_ALGORITHMS,
+                        value: &self.offered_algorithms,
+                    });
+                }
             }
             if let Some(a) = auth {
-                b.add_message_integrity(&a.key);
+                a.sign(&mut b);
             }
             if message.has_fingerprint() {
                 b.add_fingerprint();
@@ -946,14 +989,27 @@ impl Server {
             return Err(RequestError::Unauthenticated);
         }
         let username = message.username().map_err(bad("USERNAME"))?;
+        let userhash = message.userhash().map_err(bad("USERHASH"))?;
         let realm = message.realm().map_err(bad("REALM"))?;
         let nonce = message.nonce().map_err(bad("NONCE"))?;
-        let (Some(username), Some(_realm), Some(nonce)) = (username, realm, nonce) else {
+        let (Some(_realm), Some(nonce)) = (realm, nonce) else {
             return Err(RequestError::BadRequest("missing USERNAME, REALM or NONCE"));
+        };
+        if username.is_none() && userhash.is_none() {
+            return Err(RequestError::BadRequest("missing USERNAME, REALM or NONCE"));
+        }
+        let algorithm = self.password_algorithm(message)?;
+        let username = match (username, userhash) {
+            (Some(u), _) => u.to_owned(),
+            (None, Some(hash)) => self
+                .credentials
+                .username_for_hash(hash, &self.config.realm)
+                .ok_or(RequestError::UnknownUser)?,
+            (None, None) => return Err(RequestError::UnknownUser),
         };
         let key = self
             .credentials
-            .key(username, &self.config.realm)
+            .key_for(&username, &self.config.realm, algorithm)
             .ok_or(RequestError::UnknownUser)?;
         message
             .verify_integrity(&key)
@@ -963,9 +1019,35 @@ impl Server {
             Err(NonceError::Stale | NonceError::Invalid) => return Err(RequestError::StaleNonce),
         }
         Ok(Authenticated {
-            username: username.to_owned(),
+            username,
             key,
+            sha256: message.has_integrity_sha256(),
         })
+    }
+
+    /// The request's password algorithm (RFC 8489 §9.2.4): MD5 when it names none; else
+    /// PASSWORD-ALGORITHMS must be the list this server offered (no bid-down) and
+    /// PASSWORD-ALGORITHM one of its entries.
+    fn password_algorithm(&self, message: &Message<'_>) -> Result<PasswordAlgorithm, RequestError> {
+        let offered = message
+            .password_algorithms()
+            .map_err(bad("PASSWORD-ALGORITHMS"))?;
+        let chosen = message
+            .password_algorithm()
+            .map_err(bad("PASSWORD-ALGORITHM"))?;
+        match (offered, chosen) {
+            (None, None) => Ok(PasswordAlgorithm::Md5),
+            (Some(list), Some(code)) if list == self.offered_algorithms.as_slice() => self
+                .config
+                .password_algorithms
+                .iter()
+                .copied()
+                .find(|a| a.code() == code)
+                .ok_or(RequestError::BadRequest("PASSWORD-ALGORITHM not offered")),
+            _ => Err(RequestError::BadRequest(
+                "PASSWORD-ALGORITHMS does not match the offer",
+            )),
+        }
     }
 
     fn lifetime(&self, requested: Option<u32>) -> Duration {
@@ -1092,6 +1174,7 @@ impl Server {
                 .allocate(RelayRequest {
                     family: family.unwrap_or(AddressFamily::V4),
                     port,
+                    transport: five_tuple.transport,
                 })
                 .map_err(|e| match e {
                     RelayAllocatorError::FamilyNotSupported => {
@@ -1121,6 +1204,7 @@ impl Server {
             match self.allocator.allocate(RelayRequest {
                 family: AddressFamily::V6,
                 port: PortRequest::Any,
+                transport: five_tuple.transport,
             }) {
                 Ok(grant) => relayed.push(grant.relayed),
                 Err(_) => additional_family_failed = true,

@@ -1,0 +1,479 @@
+//! Batched UDP I/O: sockets with `quinn-udp` state (recvmmsg, GRO) and a send queue flushed with `sendmmsg` and UDP GSO; no protocol logic.
+//!
+//! The driver pushes every datagram it wants to send into a [`SendQueue`] (copied into one
+//! preallocated buffer, so nothing is allocated per packet) and flushes the queue once per
+//! batch of receive events. A flush keeps the queue's order and sends:
+//!
+//! * a run of datagrams from the same socket to the same destination with the same size
+//!   (the last one may be shorter) as one UDP GSO `sendmsg` (`UDP_SEGMENT`) through
+//!   `quinn-udp`, which turns GSO off for the socket when the kernel refuses it (EIO/EINVAL);
+//!   the refused run is then sent again one datagram per message;
+//! * everything else from the same socket as one `sendmmsg` of up to [`MMSG`] messages;
+//!   datagrams that need an `IP_PKTINFO` source address (listeners bound to a wildcard
+//!   address) go one `sendmsg` each through `quinn-udp` instead.
+//!
+//! A datagram the kernel will not take now (EAGAIN: send buffer full) is dropped and
+//! counted, as a router drops on a full queue; nothing waits.
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Most messages per `sendmmsg`.
+pub(crate) const MMSG: usize = 32;
+/// Bytes the send queue holds before it flushes by itself.
+const QUEUE_BYTES: usize = 512 * 1024;
+/// Most datagrams the send queue holds before it flushes by itself.
+const QUEUE_ITEMS: usize = 1024;
+/// Largest GSO send: an IPv4 datagram's payload limit with room for headers.
+const GSO_BYTES: usize = 65_000;
+/// Receive slot: the largest datagram, or a GRO train of them.
+pub(crate) const SLOT: usize = 65_536;
+
+/// A non-blocking UDP socket with its `quinn-udp` state.
+#[derive(Debug)]
+pub(crate) struct BatchSocket {
+    pub(crate) socket: std::net::UdpSocket,
+    pub(crate) state: UdpSocketState,
+    pub(crate) local: SocketAddr,
+}
+
+impl BatchSocket {
+    /// Wraps a bound socket (made non-blocking; GRO and packet info enabled by `quinn-udp`).
+    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let state = UdpSocketState::new((&socket).into())?;
+        let local = socket.local_addr()?;
+        Ok(BatchSocket {
+            socket,
+            state,
+            local,
+        })
+    }
+
+    /// One `recvmmsg` (GRO trains arrive as one buffer of `stride`-sized datagrams).
+    pub(crate) fn recv(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        self.state.recv((&self.socket).into(), bufs, meta)
+    }
+
+    /// One datagram now, or dropped (returns false) if the kernel will not take it.
+    pub(crate) fn send_now(
+        &self,
+        destination: SocketAddr,
+        src_ip: Option<IpAddr>,
+        data: &[u8],
+    ) -> bool {
+        if src_ip.is_none() {
+            // Plain `sendto`: no control message to build and parse.
+            return self.socket.send_to(data, destination).is_ok();
+        }
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents: data,
+            segment_size: None,
+            src_ip,
+        };
+        self.state
+            .try_send((&self.socket).into(), &transmit)
+            .is_ok()
+    }
+}
+
+impl AsRawFd for BatchSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl AsFd for BatchSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+/// Syscall and datagram counts of the batched paths (all workers together).
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// `recvmmsg` calls that returned datagrams.
+    pub recv_calls: AtomicU64,
+    /// Datagrams those calls returned (GRO trains counted per datagram).
+    pub recv_datagrams: AtomicU64,
+    /// `sendmmsg` and GSO `sendmsg` calls.
+    pub send_calls: AtomicU64,
+    /// Datagrams those calls sent.
+    pub send_datagrams: AtomicU64,
+    /// GSO sends among `send_calls`.
+    pub gso_sends: AtomicU64,
+    /// Datagrams dropped because the kernel refused them (full buffer, unreachable…).
+    pub send_dropped: AtomicU64,
+}
+
+/// A snapshot of [`IoCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// `recvmmsg` calls that returned datagrams.
+    pub recv_calls: u64,
+    /// Datagrams those calls returned.
+    pub recv_datagrams: u64,
+    /// `sendmmsg` and GSO `sendmsg` calls.
+    pub send_calls: u64,
+    /// Datagrams those calls sent.
+    pub send_datagrams: u64,
+    /// GSO sends among `send_calls`.
+    pub gso_sends: u64,
+    /// Datagrams dropped because the kernel refused them.
+    pub send_dropped: u64,
+}
+
+impl IoCounters {
+    pub(crate) fn snapshot(&self) -> IoStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        IoStats {
+            recv_calls: get(&self.recv_calls),
+            recv_datagrams: get(&self.recv_datagrams),
+            send_calls: get(&self.send_calls),
+            send_datagrams: get(&self.send_datagrams),
+            gso_sends: get(&self.gso_sends),
+            send_dropped: get(&self.send_dropped),
+        }
+    }
+
+    pub(crate) fn add(&self, c: &AtomicU64, n: usize) {
+        if n > 0 {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One queued datagram: `len` bytes at `start` of the queue's buffer.
+#[derive(Debug)]
+struct Item {
+    via: Arc<BatchSocket>,
+    destination: SocketAddr,
+    src_ip: Option<IpAddr>,
+    start: usize,
+    len: usize,
+}
+
+/// Datagrams waiting to be sent, in order; see the module doc.
+pub(crate) struct SendQueue {
+    buf: Vec<u8>,
+    items: Vec<Item>,
+    gso: bool,
+    counters: Arc<IoCounters>,
+}
+
+impl std::fmt::Debug for SendQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendQueue")
+            .field("items", &self.items.len())
+            .field("gso", &self.gso)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendQueue {
+    /// An empty queue; `gso: false` never builds GSO sends.
+    pub(crate) fn new(gso: bool, counters: Arc<IoCounters>) -> Self {
+        SendQueue {
+            buf: Vec::with_capacity(QUEUE_BYTES),
+            items: Vec::with_capacity(QUEUE_ITEMS),
+            gso,
+            counters,
+        }
+    }
+
+    /// Queues the concatenation of `parts` for `destination` out of `via` (flushing first if
+    /// the queue is full). Datagrams larger than the queue are dropped.
+    pub(crate) fn push(
+        &mut self,
+        via: &Arc<BatchSocket>,
+        destination: SocketAddr,
+        src_ip: Option<IpAddr>,
+        parts: &[&[u8]],
+    ) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > QUEUE_BYTES {
+            self.counters.add(&self.counters.send_dropped, 1);
+            return;
+        }
+        if self.buf.len() + len > QUEUE_BYTES || self.items.len() >= QUEUE_ITEMS {
+            self.flush();
+        }
+        let start = self.buf.len();
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
+        self.items.push(Item {
+            via: via.clone(),
+            destination,
+            src_ip,
+            start,
+            len,
+        });
+    }
+
+    /// Sends everything queued, in order.
+    pub(crate) fn flush(&mut self) {
+        let mut i = 0;
+        while i < self.items.len() {
+            let run = self.gso_run(i);
+            if run >= 2 {
+                self.send_gso(i, run);
+                i += run;
+                continue;
+            }
+            let first = &self.items[i];
+            let mut end = i + 1;
+            while end < self.items.len()
+                && end - i < MMSG
+                && Arc::ptr_eq(&self.items[end].via, &first.via)
+                && self.items[end].src_ip == first.src_ip
+                && self.gso_run(end) < 2
+            {
+                end += 1;
+            }
+            self.send_many(i, end);
+            i = end;
+        }
+        self.items.clear();
+        self.buf.clear();
+    }
+
+    /// Length of the GSO-able run starting at item `i` (1: none).
+    fn gso_run(&self, i: usize) -> usize {
+        let Some(first) = self.items.get(i) else {
+            return 0;
+        };
+        if !self.gso {
+            return 1;
+        }
+        let max = first.via.state.max_gso_segments().min(64);
+        if max < 2 {
+            return 1;
+        }
+        let segment = first.len;
+        let mut total = first.len;
+        let mut n = 1;
+        let mut next_start = first.start + first.len;
+        while let Some(it) = self.items.get(i + n) {
+            if n >= max
+                || !Arc::ptr_eq(&it.via, &first.via)
+                || it.destination != first.destination
+                || it.src_ip != first.src_ip
+                || it.start != next_start
+                || it.len > segment
+                || it.len == 0
+                || total + it.len > GSO_BYTES
+            {
+                break;
+            }
+            total += it.len;
+            next_start += it.len;
+            n += 1;
+            if it.len < segment {
+                // A shorter datagram can only end a GSO train.
+                break;
+            }
+        }
+        n
+    }
+
+    /// Items `i..i + n` (a GSO run) as one `sendmsg` with `UDP_SEGMENT`.
+    fn send_gso(&mut self, i: usize, n: usize) {
+        let first = &self.items[i];
+        let last = &self.items[i + n - 1];
+        let transmit = Transmit {
+            destination: first.destination,
+            ecn: None,
+            contents: &self.buf[first.start..last.start + last.len],
+            segment_size: Some(first.len),
+            src_ip: first.src_ip,
+        };
+        match first
+            .via
+            .state
+            .try_send((&first.via.socket).into(), &transmit)
+        {
+            Ok(()) => {
+                self.counters.add(&self.counters.send_calls, 1);
+                self.counters.add(&self.counters.gso_sends, 1);
+                self.counters.add(&self.counters.send_datagrams, n);
+            }
+            // `quinn-udp` turned GSO off for this socket (the kernel or the device refused
+            // it): send the same datagrams one per message.
+            Err(e)
+                if e.kind() != io::ErrorKind::WouldBlock
+                    && first.via.state.max_gso_segments() < 2 =>
+            {
+                tracing::debug!(error = %e, "UDP GSO refused; sending datagrams one by one");
+                let mut start = i;
+                while start < i + n {
+                    let end = (start + MMSG).min(i + n);
+                    self.send_many(start, end);
+                    start = end;
+                }
+            }
+            Err(e) => {
+                tracing::trace!(error = %e, "relay send dropped");
+                self.counters.add(&self.counters.send_dropped, n);
+            }
+        }
+    }
+
+    /// Items `i..end` (same socket, same source IP, at most [`MMSG`]) with `sendmmsg`, or
+    /// one `sendmsg` each when they carry a source IP (`IP_PKTINFO` through `quinn-udp`).
+    fn send_many(&mut self, i: usize, end: usize) {
+        let SendQueue {
+            buf,
+            items,
+            counters,
+            ..
+        } = self;
+        let batch = &items[i..end];
+        let Some(first) = batch.first() else {
+            return;
+        };
+        if first.src_ip.is_some() || batch.len() == 1 {
+            for it in batch {
+                let data = buf.get(it.start..it.start + it.len).unwrap_or_default();
+                counters.add(&counters.send_calls, 1);
+                if it.via.send_now(it.destination, it.src_ip, data) {
+                    counters.add(&counters.send_datagrams, 1);
+                } else {
+                    counters.add(&counters.send_dropped, 1);
+                }
+            }
+            return;
+        }
+        let mut at = 0;
+        while at < batch.len() {
+            match try_sendmmsg(&first.via.socket, buf, &batch[at..]) {
+                Ok(sent) => {
+                    counters.add(&counters.send_calls, 1);
+                    counters.add(&counters.send_datagrams, sent);
+                    at += sent.max(1);
+                    if sent == 0 {
+                        counters.add(&counters.send_dropped, 1);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => {
+                    counters.add(&counters.send_dropped, batch.len() - at);
+                    return;
+                }
+                Err(e) => {
+                    // The first message was refused (unreachable destination…): skip it.
+                    tracing::trace!(error = %e, "relay send refused");
+                    counters.add(&counters.send_dropped, 1);
+                    at += 1;
+                }
+            }
+        }
+    }
+}
+
+/// One `sendmmsg` of (at most [`MMSG`] of) `items` on `socket`; how many the kernel took.
+fn try_sendmmsg(
+    socket: &std::net::UdpSocket,
+    buf: &[u8],
+    items: &[Item],
+) -> rustix::io::Result<usize> {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    let count = items.len().min(MMSG);
+    let Some(first) = items.first() else {
+        return Ok(0);
+    };
+    let addrs: [SocketAddrAny; MMSG] = std::array::from_fn(|k| {
+        items
+            .get(k)
+            .map_or(first.destination, |it| it.destination)
+            .into()
+    });
+    let iovs: [[IoSlice<'_>; 1]; MMSG] = std::array::from_fn(|k| {
+        [IoSlice::new(
+            items
+                .get(k)
+                .and_then(|it| buf.get(it.start..it.start + it.len))
+                .unwrap_or_default(),
+        )]
+    });
+    let mut controls: [SendAncillaryBuffer<'_, '_, '_>; MMSG] =
+        std::array::from_fn(|_| SendAncillaryBuffer::default());
+    let mut k = 0;
+    let mut msgs: [MMsgHdr<'_>; MMSG] = controls.each_mut().map(|control| {
+        let m = MMsgHdr::new_with_addr(&addrs[k], &iovs[k], control);
+        k += 1;
+        m
+    });
+    rustix::net::sendmmsg(socket, &mut msgs[..count], SendFlags::empty())
+}
+
+/// Receive buffers for one `recvmmsg` of up to `quinn_udp::BATCH_SIZE` datagrams.
+pub(crate) struct RecvBuffers {
+    storage: Vec<u8>,
+    pub(crate) meta: Vec<RecvMeta>,
+}
+
+impl RecvBuffers {
+    pub(crate) fn new() -> Self {
+        let batch = quinn_udp::BATCH_SIZE.clamp(1, 32);
+        RecvBuffers {
+            storage: vec![0u8; SLOT * batch],
+            meta: vec![RecvMeta::default(); batch],
+        }
+    }
+
+    /// No buffers (a placeholder while the real ones are borrowed).
+    pub(crate) fn empty() -> Self {
+        RecvBuffers {
+            storage: Vec::new(),
+            meta: Vec::new(),
+        }
+    }
+
+    /// Receives one batch from `socket`; returns how many buffers were filled (0 when none
+    /// was waiting). Counts syscalls and datagrams.
+    pub(crate) fn recv(
+        &mut self,
+        socket: &BatchSocket,
+        counters: &IoCounters,
+    ) -> io::Result<usize> {
+        let mut bufs: [IoSliceMut<'_>; 32] = {
+            let mut chunks = self.storage.chunks_mut(SLOT);
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
+        };
+        let count = self.meta.len();
+        match socket.recv(&mut bufs[..count], &mut self.meta) {
+            Ok(n) => {
+                counters.add(&counters.recv_calls, 1);
+                let datagrams: usize = self
+                    .meta
+                    .iter()
+                    .take(n)
+                    .map(|m| m.len.div_ceil(m.stride.max(1)))
+                    .sum();
+                counters.add(&counters.recv_datagrams, datagrams);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The bytes of buffer `i` after a receive.
+    pub(crate) fn data(&self, i: usize) -> &[u8] {
+        let len = self.meta.get(i).map_or(0, |m| m.len);
+        self.storage
+            .get(i * SLOT..i * SLOT + len)
+            .unwrap_or_default()
+    }
+}
