@@ -1,6 +1,7 @@
 //! Signalling over the participant's XMPP session: a room extension of the XMPP server that
 //! turns `urn:xmpp:iris:conference:0` IQs into unit commands, and pushes the unit's notices as
-//! headline messages from the room. Membership is checked by the XMPP server before this runs.
+//! headline messages from the room; tells the bubble's occupants who is in its conference
+//! (`<status/>`). Membership is checked by the XMPP server before this runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ struct State {
 pub struct Bridge {
     unit: ConferenceHandle,
     state: Arc<Mutex<State>>,
+    pusher: Pusher,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -59,8 +61,9 @@ impl Bridge {
         let bridge = Bridge {
             unit,
             state: Arc::new(Mutex::new(State::default())),
+            pusher,
         };
-        tokio::spawn(bridge.clone().push_loop(notices, pusher));
+        tokio::spawn(bridge.clone().push_loop(notices));
         bridge
     }
 
@@ -73,14 +76,16 @@ impl Bridge {
     }
 
     async fn request(&self, iq: RoomIq) -> Result<Option<Element>, RoomIqError> {
-        if iq.kind != "set" {
-            return Err(RoomIqError::BadRequest);
-        }
         let request = signal::parse(&iq.payload).map_err(|e| {
             tracing::info!(error = %e, room = %iq.room, "conference request does not parse");
             wire(e)
         })?;
+        let get = matches!(request, Request::Status);
+        if (iq.kind == "get") != get || (iq.kind != "get" && iq.kind != "set") {
+            return Err(RoomIqError::BadRequest);
+        }
         match request {
+            Request::Status => Ok(Some(signal::status(&self.participants(&iq.room)))),
             Request::Join { nick, offer, view } => {
                 // A second join from the same session replaces the first.
                 if let Ok(old) = self.joined(&iq) {
@@ -102,6 +107,7 @@ impl Bridge {
                         },
                     );
                 }
+                self.announce(&iq.room);
                 if let Some(view) = view {
                     self.unit.set_view(id, view).await.map_err(wire)?;
                 }
@@ -142,7 +148,30 @@ impl Bridge {
         lock(&self.state).by_id.get(&id).cloned()
     }
 
-    async fn push_loop(self, mut notices: mpsc::Receiver<Notice>, pusher: Pusher) {
+    /// Bare JIDs of the participants in `room`'s conference, in join order.
+    fn participants(&self, room: &str) -> Vec<String> {
+        let s = lock(&self.state);
+        let mut ids: Vec<(&ParticipantId, &Entry)> =
+            s.by_id.iter().filter(|(_, e)| e.room == room).collect();
+        ids.sort_by_key(|(id, _)| **id);
+        ids.into_iter().map(|(_, e)| e.bare.clone()).collect()
+    }
+
+    /// Tells every occupant of `room` who is in its conference (after a join or a leave).
+    fn announce(&self, room: &str) {
+        let payload = signal::status_push(&self.participants(room));
+        for full in self.pusher.occupants(room) {
+            let mut m = Element::bare("message", "jabber:client");
+            set_attr(&mut m, "from", room);
+            set_attr(&mut m, "to", &full);
+            set_attr(&mut m, "type", "headline");
+            m.append_child(payload.clone());
+            let _ = self.pusher.send(&full, m);
+        }
+    }
+
+    async fn push_loop(self, mut notices: mpsc::Receiver<Notice>) {
+        let pusher = self.pusher.clone();
         while let Some(n) = notices.recv().await {
             match n {
                 Notice::Roster {
@@ -163,7 +192,10 @@ impl Bridge {
                 Notice::SendLayers { to, active } => {
                     self.push(&pusher, to, None, signal::send_layers(active));
                 }
-                Notice::Gone { id, .. } => self.forget(id),
+                Notice::Gone { id, room } => {
+                    self.forget(id);
+                    self.announce(&room);
+                }
             }
         }
     }
