@@ -97,14 +97,17 @@ export function ConferenceView({ app, confs, conf }: { app: App; confs: Conferen
   const layout = confs.layout(conf);
   const byId = new Map(conf.roster.participants.map((p) => [p.id, p]));
   const bubble = app.conversations.get(conf.room)?.name ?? conf.room.split("@")[0];
-  const strip = !!layout.screen || conf.mode === "thumbnails" || (conf.mode === "talker" && layout.tiles.length > 1);
+  // A shared screen or the talker's thumbnails put the tiles in a strip; talker view shows us in a
+  // corner; the grid fills the stage.
+  const strip = !!layout.screen || conf.mode === "thumbnails";
+  const pip = !strip && conf.mode === "talker";
   const { ref: stageRef, size } = useStageSize(confs);
   // The grid's shape comes from the same function that sizes the view request.
   const shape = gridShape(Math.min(layout.tiles.length, MAX_GRID + 1), size.width, size.height);
   const gridRef = useCssVars({ "--cols": String(shape.cols), "--tile-w": `${shape.tileWidth}px`, "--tile-h": `${shape.tileHeight}px`, "--thumb-h": `${THUMB_HEIGHT}px` });
   const count = conf.roster.participants.length;
   const status = conf.state === "joining" ? "Joining…" : conf.pc?.connectionState === "connected" ? clock((Date.now() - conf.startedAt) / 1000) : conf.pc?.connectionState === "failed" ? "Reconnecting…" : "Connecting…";
-  const tile = (id: string, me: boolean, kind: "main" | "tile" | "screen") => (
+  const tile = (id: string, me: boolean, kind: "main" | "tile" | "screen" | "pip") => (
     <TileView key={`${kind}-${id}`} app={app} confs={confs} conf={conf} p={byId.get(id)} id={id} me={me} kind={kind} />
   );
   return (
@@ -121,7 +124,8 @@ export function ConferenceView({ app, confs, conf }: { app: App; confs: Conferen
         <div class={`conf-stage${strip ? " has-strip" : ""}`}>
           <div class="conf-main" ref={stageRef}>
             {layout.screen ? tile(layout.screen, false, "screen") : layout.main ? tile(layout.main, false, "main") : null}
-            {!strip && (
+            {pip && layout.tiles.map((t) => tile(t.id, t.me, "pip"))}
+            {!strip && !pip && (
               <div class="conf-grid" ref={gridRef} role="list" aria-label="Participants' videos">
                 {layout.tiles.map((t) => tile(t.id, t.me, "tile"))}
               </div>
@@ -181,7 +185,7 @@ function Audio({ stream }: { stream: MediaStream }) {
   return <audio ref={ref} autoPlay />;
 }
 
-function TileView({ app, confs, conf, p, id, me, kind }: { app: App; confs: Conferences; conf: Conference; p: Participant | undefined; id: string; me: boolean; kind: "main" | "tile" | "screen" }) {
+function TileView({ app, confs, conf, p, id, me, kind }: { app: App; confs: Conferences; conf: Conference; p: Participant | undefined; id: string; me: boolean; kind: "main" | "tile" | "screen" | "pip" }) {
   const name = me ? app.user?.display_name || app.nick : p ? confs.name(p) : "…";
   const stream = me ? conf.local : confs.streamOf(conf, id, kind === "screen" ? "screen" : "video");
   const track = stream?.getVideoTracks()[0];
@@ -194,7 +198,7 @@ function TileView({ app, confs, conf, p, id, me, kind }: { app: App; confs: Conf
       <Video stream={live ? stream : null} muted label={kind === "screen" ? `${name}'s screen` : `${name}'s video`} class={me ? "mirror" : ""} />
       {!live && (
         <div class="tile-avatar">
-          <Avatar name={name} size={kind === "tile" ? 56 : 96} />
+          <Avatar name={name} size={kind === "main" || kind === "screen" ? 96 : kind === "pip" ? 40 : 56} />
         </div>
       )}
       <div class="tile-name">
