@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   Roster, Participant, parseRoster, parseSlots, parseSendLayers, parseStatus, sendEncodings, gridShape, viewFor, viewElement,
-  viewChanged, layerFor, talkerOf, rememberSpeaker, arrange, participantList, rosterDiff, THUMB_HEIGHT, GRID_MID_TILE_HEIGHT,
+  viewChanged, layerFor, talkerOf, mainFromSlots, rememberSpeaker, arrange, participantList, rosterDiff, THUMB_HEIGHT, GRID_MID_TILE_HEIGHT,
 } from "./conference";
 import { parse, serialize } from "./xml";
 
@@ -106,21 +106,32 @@ describe("who goes where", () => {
     expect(rememberSpeaker(["2"], null)).toEqual(["2"]);
   });
 
+  it("takes the talker from what the unit forwards", () => {
+    const r = roster("1", person("1"), person("2"), person("3"), person("4"));
+    // Talker view: the one camera slot that is fed.
+    expect(mainFromSlots("talker", r, "1", [], { "5": "3", "6": null }, {})).toBe("3");
+    // Thumbnails view: the camera received taller than a thumbnail.
+    expect(mainFromSlots("thumbnails", r, "1", [], { "5": "2", "6": "3", "7": "4" }, { "5": 180, "6": 720, "7": 180 })).toBe("3");
+    // Nothing to tell yet: the speaker order.
+    expect(mainFromSlots("thumbnails", r, "1", ["4"], { "5": "2", "6": "3" }, { "5": 180, "6": 180 })).toBe("4");
+    expect(mainFromSlots("grid", r, "1", [], { "5": "2" }, {})).toBeNull();
+  });
+
   it("arranges talker, thumbnails and grid layouts", () => {
     const ps = ["1", "2", "3", "4", "5", "6", "7", "8"].map((id) => person(id));
     const r = roster("4", ...ps);
-    const grid = arrange("grid", r, "1", [], null);
+    const grid = arrange("grid", r, "1", "4", null);
     expect(grid.main).toBeNull();
     expect(grid.tiles.map((t) => t.id)).toEqual(["1", "2", "3", "4", "5", "6", "7", "8"]);
     expect(grid.tiles[0].me).toBe(true);
-    const thumbs = arrange("thumbnails", r, "1", [], null);
+    const thumbs = arrange("thumbnails", r, "1", talkerOf(r, "1", []), null);
     expect(thumbs.main).toBe("4");
     // Five thumbnails of others, then ourselves.
     expect(thumbs.tiles.map((t) => t.id)).toEqual(["2", "3", "5", "6", "7", "1"]);
-    const talker = arrange("talker", r, "1", [], null);
+    const talker = arrange("talker", r, "1", "4", null);
     expect([talker.main, talker.tiles.map((t) => t.id)]).toEqual(["4", ["1"]]);
     // A shared screen takes the main area.
-    const shared = arrange("talker", r, "1", [], "6");
+    const shared = arrange("talker", r, "1", "4", "6");
     expect([shared.main, shared.screen, shared.tiles.map((t) => t.id)]).toEqual([null, "6", ["4", "1"]]);
   });
 

@@ -175,6 +175,24 @@ export function talkerOf(r: Roster, me: string, recent: string[]): string | null
   return (others.find(hasCamera) ?? others[0])?.id ?? null;
 }
 
+/**
+ * The main tile from what the unit actually forwards (it orders by recent speech, which clients
+ * cannot see): in talker view the one camera that flows; in thumbnails view the camera received
+ * taller than a thumbnail (`heights`: frame height by slot mid). Falls back to [`talkerOf`].
+ */
+export function mainFromSlots(mode: ViewMode, r: Roster, me: string, recent: string[], cameraSlots: Record<string, string | null>, heights: Record<string, number>): string | null {
+  if (mode === "grid") return null;
+  const present = new Set(r.participants.filter((p) => p.id !== me && hasCamera(p)).map((p) => p.id));
+  const fed = Object.entries(cameraSlots).filter(([, id]) => id && present.has(id)) as [string, string][];
+  if (mode === "talker" && fed.length === 1) return fed[0][1];
+  let best: [string, number] | null = null;
+  for (const [mid, id] of fed) {
+    const h = heights[mid] ?? 0;
+    if (h > 180 && (!best || h > best[1])) best = [id, h];
+  }
+  return best ? best[0] : talkerOf(r, me, recent);
+}
+
 /** Remembers a new speaker first in the recent list (bounded). */
 export function rememberSpeaker(recent: string[], speaker: string | null): string[] {
   if (!speaker) return recent;
@@ -195,9 +213,9 @@ export interface Layout {
   screen: string | null;
 }
 
-/** Which participant goes where for a view. */
-export function arrange(mode: ViewMode, r: Roster, me: string, recent: string[], screen: string | null): Layout {
-  const main = mode === "grid" ? null : talkerOf(r, me, recent);
+/** Which participant goes where for a view, `main` being the talker (ignored in grid view). */
+export function arrange(mode: ViewMode, r: Roster, me: string, talker: string | null, screen: string | null): Layout {
+  const main = mode === "grid" ? null : talker;
   const others = r.participants.filter((p) => p.id !== main);
   const mine = others.filter((p) => p.id === me).map((p) => ({ id: p.id, me: true }));
   const rest = others.filter((p) => p.id !== me).map((p) => ({ id: p.id, me: false }));
@@ -273,6 +291,9 @@ export interface Conference {
   view: ViewRequest | null;
   stage: { width: number; height: number };
   relayOnly: boolean;
+  /** Received frame height by camera slot mid (from getStats, every second). */
+  heights: Record<string, number>;
+  timer: ReturnType<typeof setInterval> | undefined;
 }
 
 const SUPPRESS_TOASTS_MS = 1500;
@@ -365,6 +386,7 @@ export class Conferences {
       dataSaver: localStorage.getItem("iris.dataSaver") === "1", muted: false, cameraOff: false, sharing: false,
       sendLayers: { l: true, m: true, h: true }, streams: new Map(), kinds: new Map(), startedAt: Date.now(), view: null,
       stage: { width: 1280, height: 720 }, relayOnly: localStorage.getItem("iris.relayOnly") === "1",
+      heights: {}, timer: undefined,
     };
     this.current = c;
     this.app.emit();
@@ -375,6 +397,7 @@ export class Conferences {
       if (this.current !== c) return;
       c.state = "joined";
       c.startedAt = Date.now();
+      c.timer = setInterval(() => void this.pollHeights(c), 1000);
       this.app.setInConference(true);
       this.app.emit();
     } catch (e) {
@@ -509,7 +532,26 @@ export class Conferences {
 
   /** The layout the UI shows now. */
   layout(c: Conference): Layout {
-    return arrange(c.mode, c.roster, c.id, c.recent, this.screenSource(c));
+    const cams: Record<string, string | null> = {};
+    for (const [t, k] of c.kinds) if (k === "video" && t.direction === "recvonly" && t.mid !== null) cams[t.mid] = c.slots[t.mid] ?? null;
+    const talker = mainFromSlots(c.mode, c.roster, c.id, c.recent, cams, c.heights);
+    return arrange(c.mode, c.roster, c.id, talker, this.screenSource(c));
+  }
+
+  /** Which camera arrives at which size (to find the talker in thumbnails view). */
+  private async pollHeights(c: Conference) {
+    if (!c.pc || c.mode === "grid") return;
+    const heights: Record<string, number> = {};
+    try {
+      for (const s of (await c.pc.getStats()).values()) {
+        if (s.type === "inbound-rtp" && s.kind === "video" && s.mid) heights[s.mid] = s.frameHeight ?? 0;
+      }
+    } catch {
+      return;
+    }
+    const before = this.layout(c).main;
+    c.heights = heights;
+    if (this.layout(c).main !== before) this.app.emit();
   }
 
   /** The participant whose screen we receive, if any. */
@@ -599,7 +641,8 @@ export class Conferences {
     await pc.setRemoteDescription({ type: "answer", sdp: text(kid(joined, "sdp", CONF_NS)) });
     this.bindStreams(c);
     await this.applyEncodings(c);
-    if (c.muted || c.cameraOff) this.sendMute(c);
+    // Also a fresh roster push, in case the first one raced our join.
+    this.sendMute(c);
   }
 
   /** An offer with every m-line's role (`<track mid kind dir/>`), ICE fully gathered (no trickle). */
@@ -700,6 +743,7 @@ export class Conferences {
 
   private cleanup(c: Conference) {
     clearTimeout(this.viewTimer);
+    clearInterval(c.timer);
     c.state = "ended";
     c.local.getTracks().forEach((t) => t.stop());
     c.camera?.stop();

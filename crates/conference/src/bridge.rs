@@ -26,7 +26,14 @@ struct Entry {
 struct State {
     by_id: HashMap<ParticipantId, Entry>,
     by_session: HashMap<(String, String), ParticipantId>,
+    /// Pushes for a joiner the unit already notified before its join answer came back (its
+    /// first roster, slots and send-layers), delivered once the join is recorded.
+    early: HashMap<ParticipantId, Vec<(Option<String>, Element)>>,
 }
+
+/// Bounds of [`State::early`]: joiners waiting, pushes kept per joiner.
+const EARLY_JOINERS: usize = 256;
+const EARLY_PUSHES: usize = 16;
 
 /// The room extension; clone-cheap.
 #[derive(Clone)]
@@ -98,14 +105,16 @@ impl Bridge {
                 {
                     let mut s = lock(&self.state);
                     s.by_session.insert((iq.room.clone(), iq.from.clone()), id);
-                    s.by_id.insert(
-                        id,
-                        Entry {
-                            room: iq.room.clone(),
-                            full: iq.from.clone(),
-                            bare: iq.bare.clone(),
-                        },
-                    );
+                    let entry = Entry {
+                        room: iq.room.clone(),
+                        full: iq.from.clone(),
+                        bare: iq.bare.clone(),
+                    };
+                    // Under the lock: later pushes cannot overtake these.
+                    for (room, payload) in s.early.remove(&id).unwrap_or_default() {
+                        self.deliver(&entry, room.as_deref(), payload);
+                    }
+                    s.by_id.insert(id, entry);
                 }
                 self.announce(&iq.room);
                 if let Some(view) = view {
@@ -171,7 +180,6 @@ impl Bridge {
     }
 
     async fn push_loop(self, mut notices: mpsc::Receiver<Notice>) {
-        let pusher = self.pusher.clone();
         while let Some(n) = notices.recv().await {
             match n {
                 Notice::Roster {
@@ -183,25 +191,46 @@ impl Bridge {
                     let payload =
                         signal::roster(&members, speaker, |id| self.entry(id).map(|e| e.bare));
                     for id in to {
-                        self.push(&pusher, id, Some(&room), payload.clone());
+                        self.push(id, Some(&room), payload.clone());
                     }
                 }
                 Notice::Slots { to, slots } => {
-                    self.push(&pusher, to, None, signal::slots(&slots));
+                    self.push(to, None, signal::slots(&slots));
                 }
                 Notice::SendLayers { to, active } => {
-                    self.push(&pusher, to, None, signal::send_layers(active));
+                    self.push(to, None, signal::send_layers(active));
                 }
                 Notice::Gone { id, room } => {
                     self.forget(id);
+                    lock(&self.state).early.remove(&id);
                     self.announce(&room);
                 }
             }
         }
     }
 
-    fn push(&self, pusher: &Pusher, to: ParticipantId, room: Option<&str>, payload: Element) {
-        let Some(e) = self.entry(to) else { return };
+    fn push(&self, to: ParticipantId, room: Option<&str>, payload: Element) {
+        let e = {
+            let mut s = lock(&self.state);
+            match s.by_id.get(&to) {
+                Some(e) => e.clone(),
+                None => {
+                    // Not known yet: the join is still being recorded (or it failed; `Gone` cleans up).
+                    if s.early.len() < EARLY_JOINERS || s.early.contains_key(&to) {
+                        let q = s.early.entry(to).or_default();
+                        if q.len() < EARLY_PUSHES {
+                            q.push((room.map(str::to_owned), payload));
+                        }
+                    }
+                    return;
+                }
+            }
+        };
+        self.deliver(&e, room, payload);
+    }
+
+    fn deliver(&self, e: &Entry, room: Option<&str>, payload: Element) {
+        let pusher = &self.pusher;
         let room = room.unwrap_or(&e.room);
         let mut m = Element::bare("message", "jabber:client");
         set_attr(&mut m, "from", room);
