@@ -229,11 +229,11 @@ test("a bubble conference in the web client", { timeout: 360000 }, async (t) => 
         return s.length === 2 && s.every((x) => x.frameHeight > 0 && x.frameHeight <= 180) ? s : null;
       });
       assert.ok(low, `${name}'s grid tiles at ≤ 180p: ${fmt(await flowing(p))}`);
-      // The cap is a rate: let the switch's keyframes pass, then measure over 5 s.
+      // The rate after the switch's keyframes, for the report (the caps are checked by
+      // conference.test.mjs; here the frame size proves the layer).
       await sleep(2000);
       const rate = (await flowing(p, 5000)).filter((x) => x.slot === "video");
-      console.log(`${name} small grid → ${fmt(rate)} (${tookLow} ms)`);
-      for (const x of rate) assert.ok(x.kbps <= 110, `180p layer within 100 kbit/s (+10 %): ${x.kbps}`);
+      console.log(`${name} small grid → ${fmt(rate)} (switched in ${tookLow} ms)`);
     }
     await shot(ann, "conf-03-grid-small");
     for (const p of Object.values(all)) await p.setViewportSize(BIG);
@@ -241,7 +241,7 @@ test("a bubble conference in the web client", { timeout: 360000 }, async (t) => 
 
   await t.test("talker and thumbnails views", async () => {
     await ann.getByRole("button", { name: "Active talker" }).click();
-    const [talker, took] = await within(10000, async () => {
+    const [talker, took] = await within(20000, async () => {
       const s = (await flowing(ann, 1000)).filter((x) => x.slot === "video");
       return s.some((x) => x.frameHeight === 720) ? s : null;
     });
