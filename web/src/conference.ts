@@ -400,7 +400,7 @@ export class Conferences {
       await this.capture(c, opts.video !== false);
       if (this.current !== c) return;
       await this.connect(c);
-      if (this.current !== c) return;
+      if (this.current !== c) return this.abandon(c);
       c.state = "joined";
       c.startedAt = Date.now();
       c.timer = setInterval(() => void this.pollHeights(c), 1000);
@@ -411,7 +411,13 @@ export class Conferences {
         this.app.toast(`Could not join the conference: ${(e as Error).message}`);
         this.cleanup(c);
       }
+      this.abandon(c);
     }
+  }
+
+  /** The user left while the join was under way: leave on the unit too. */
+  private abandon(c: Conference) {
+    if (c.id && this.current !== c) this.app.xmpp?.iq(x("iq", { type: "set", to: c.room }, x("leave", { xmlns: CONF_NS }))).catch(() => {});
   }
 
   leave() {
