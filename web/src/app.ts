@@ -1,6 +1,7 @@
 //! The client's state and XMPP semantics: roster and presence (RFC 6121), vCard avatars
 //! (XEP-0054/0153), carbons, 1:1 and bubble messages with MAM history, receipts, markers, chat
-//! states, corrections and retractions; bubbles over MUC (XEP-0045). Calls live in call.ts. The UI
+//! states, corrections and retractions; bubbles over MUC (XEP-0045). Calls live in call.ts,
+//! conferences in conference.ts. The UI
 //! reads `state` and calls the methods; every change calls `emit()`.
 import { Api, User } from "./api";
 import { Xmpp, Status, bare, resourceOf, errorCondition } from "./xmpp";
@@ -45,7 +46,7 @@ export interface Contact {
   ask: boolean;
   /** They asked to add us and we have not answered. */
   incoming: boolean;
-  resources: Record<string, { show: Show; status: string; phone: boolean }>;
+  resources: Record<string, { show: Show; status: string; phone: boolean; conference: boolean }>;
   avatar?: string;
   avatarHash?: string;
 }
@@ -55,14 +56,24 @@ export interface Toast {
   text: string;
 }
 
-export function bestPresence(c: Contact | undefined): { online: boolean; show: Show; status: string; phone: boolean } {
+export interface Presence {
+  online: boolean;
+  show: Show;
+  status: string;
+  phone: boolean;
+  /** In a bubble conference (`<conference xmlns="urn:iris:presence:0"/>`). */
+  conference?: boolean;
+}
+
+export function bestPresence(c: Contact | undefined): Presence {
   const rs = c ? Object.values(c.resources) : [];
-  if (rs.length === 0) return { online: false, show: "xa", status: "", phone: false };
+  if (rs.length === 0) return { online: false, show: "xa", status: "", phone: false, conference: false };
   const order: Show[] = ["available", "away", "xa", "dnd"];
   const phone = rs.some((r) => r.phone);
+  const conference = rs.some((r) => r.conference);
   rs.sort((a, b) => order.indexOf(a.show) - order.indexOf(b.show));
-  const best = rs.find((r) => r.phone) ?? rs[0];
-  return { online: true, show: best.show, status: best.status, phone };
+  const best = rs.find((r) => r.phone || r.conference) ?? rs[0];
+  return { online: true, show: best.show, status: best.status, phone, conference };
 }
 
 export const SHOW_LABEL: Record<Show, string> = { available: "Available", away: "Away", dnd: "Do not disturb", xa: "Extended away" };
@@ -79,6 +90,8 @@ export class App {
   myStatus = "";
   myAvatar = "";
   inCall = false;
+  /** In a bubble conference (presence says so). */
+  inConference = false;
   toasts: Toast[] = [];
   /** Performance marks for the e2e test (time to interactive). */
   readyAt = 0;
@@ -87,6 +100,10 @@ export class App {
   private toastId = 0;
   /** Handlers for stanzas the call manager owns. */
   callHandler: ((s: XEl) => boolean) | null = null;
+  /** Handler for conference pushes (headline messages from a room); true when consumed. */
+  conferenceHandler: ((s: XEl) => boolean) | null = null;
+  /** Called when we (re)join a bubble's MUC room. */
+  onBubbleJoined: ((room: string) => void) | null = null;
   onIncomingMessage: ((c: Conversation, m: Msg) => void) | null = null;
 
   get domain() {
@@ -194,14 +211,16 @@ export class App {
   // ---------- presence ----------
 
   presenceStanza(to?: string): XEl {
-    const show = this.inCall ? "dnd" : this.myShow;
+    const busy = this.inCall || this.inConference;
+    const show = busy ? "dnd" : this.myShow;
     return x(
       "presence",
       { to },
       show !== "available" ? x("show", {}, show) : null,
-      this.inCall ? x("status", {}, "On the phone") : this.myStatus ? x("status", {}, this.myStatus) : null,
+      this.inCall ? x("status", {}, "On the phone") : this.inConference ? x("status", {}, "In a conference") : this.myStatus ? x("status", {}, this.myStatus) : null,
       x("priority", {}, "1"),
       this.inCall ? x("phone", { xmlns: NSX.iris }) : null,
+      this.inConference ? x("conference", { xmlns: NSX.iris }) : null,
       x("x", { xmlns: NSX.vcardUpdate }, this.myAvatarHash ? x("photo", {}, this.myAvatarHash) : null),
     );
   }
@@ -217,6 +236,13 @@ export class App {
   setMyPresence(show: Show, status: string) {
     this.myShow = show;
     this.myStatus = status;
+    this.sendPresence();
+    this.emit();
+  }
+
+  setInConference(v: boolean) {
+    if (this.inConference === v) return;
+    this.inConference = v;
     this.sendPresence();
     this.emit();
   }
@@ -271,6 +297,7 @@ export class App {
         show: ["away", "dnd", "xa"].includes(show) ? show : "available",
         status: text(kid(p, "status")),
         phone: !!kid(p, "phone", NSX.iris),
+        conference: !!kid(p, "conference", NSX.iris),
       };
       const photo = kid(kid(p, "x", NSX.vcardUpdate), "photo");
       if (photo && text(photo) !== (c.avatarHash ?? "")) void this.loadAvatar(jid);
@@ -624,6 +651,7 @@ export class App {
         this.joinWaiters.delete(room);
         if (this.active === room && !c.historyComplete) void this.loadHistory(room, true);
         void this.roomName(room);
+        this.onBubbleJoined?.(room);
       }
     }
     this.emit();
@@ -683,6 +711,7 @@ export class App {
       return;
     }
     if (s.name !== "message") return;
+    if (this.conferenceHandler?.(s)) return;
     for (const grab of this.mamCollectors) if (grab(s)) return;
     // Carbons (XEP-0280) from our own account only.
     const carbon = kid(s, "sent", NSX.carbons) ?? kid(s, "received", NSX.carbons);

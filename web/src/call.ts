@@ -470,7 +470,7 @@ export class Calls {
       return false;
     }
     if (jm.name === "propose") {
-      if (c) {
+      if (c || this.app.inConference) {
         // Busy: reject the second call.
         this.jm(bare(from), "reject", sid, x("reason", { xmlns: JNS.jingle }, x("busy", {})));
         return false;

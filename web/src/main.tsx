@@ -1,14 +1,16 @@
-//! Entry point: creates the App and Calls, restores a saved session, renders the UI.
+//! Entry point: creates the App, Calls and Conferences, restores a saved session, renders the UI.
 import { render } from "preact";
 import { App } from "./app";
 import { Calls } from "./call";
+import { Conferences } from "./conference";
 import { Root } from "./ui";
 import "./styles.css";
 
 const app = new App();
 const calls = new Calls(app);
-// A handle for debugging and for the browser tests (getStats on the current call).
-(window as unknown as { iris: unknown }).iris = { app, calls };
+const confs = new Conferences(app);
+// A handle for debugging and for the browser tests (getStats on the current call or conference).
+(window as unknown as { iris: unknown }).iris = { app, calls, confs };
 window.addEventListener("hashchange", () => app.route());
 document.addEventListener("visibilitychange", () => {
   const c = app.conversations.get(app.active);
@@ -20,6 +22,6 @@ if (app.user) {
   app.route();
 }
 const root = document.getElementById("app");
-if (root) render(<Root app={app} calls={calls} />, root);
+if (root) render(<Root app={app} calls={calls} confs={confs} />, root);
 // Time to interactive: the first render is done and handlers are attached.
 performance.mark("iris-interactive");

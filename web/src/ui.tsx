@@ -1,10 +1,13 @@
 //! The user interface (Preact): login, sidebar (me, status, search, invitations, bubbles,
 //! contacts), conversation (history, markers, typing, edit/delete, emoji), call screen and
-//! incoming-call dialog, settings. State lives in App/Calls; components only render and call them.
+//! incoming-call dialog, settings; the conference screen is in conference-ui.tsx. State lives in
+//! App/Calls/Conferences; components only render and call them.
 import { useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from "preact/hooks";
 import type { JSX } from "preact";
-import { App, Contact, Show, SHOW_LABEL, bestPresence } from "./app";
+import { App, Contact, Show, SHOW_LABEL, bestPresence, Presence } from "./app";
 import { Calls, Call } from "./call";
+import { Conferences } from "./conference";
+import { ConferenceView, JoinConferenceButton, ConferenceBanner } from "./conference-ui";
 import { Conversation, Msg, clock, linkify } from "./model";
 import type { User } from "./api";
 
@@ -31,8 +34,8 @@ function hue(s: string) {
   return h;
 }
 
-function Avatar({ name, src, presence, size = 40, group }: { name: string; src?: string; presence?: ReturnType<typeof bestPresence>; size?: number; group?: boolean }) {
-  const dot = presence ? (presence.phone ? "phone" : presence.online ? presence.show : "offline") : null;
+export function Avatar({ name, src, presence, size = 40, group, live }: { name: string; src?: string; presence?: Presence; size?: number; group?: boolean; live?: boolean }) {
+  const dot = presence ? (presence.phone || presence.conference ? "phone" : presence.online ? presence.show : "offline") : live ? "live" : null;
   const ref = useRef<HTMLSpanElement>(null);
   useLayoutEffect(() => {
     ref.current?.style.setProperty("--size", `${size}px`);
@@ -46,13 +49,14 @@ function Avatar({ name, src, presence, size = 40, group }: { name: string; src?:
   );
 }
 
-function presenceText(p: ReturnType<typeof bestPresence>) {
+function presenceText(p: Presence) {
   if (!p.online) return "Offline";
   if (p.phone) return "On the phone";
+  if (p.conference) return "In a conference";
   return p.status || SHOW_LABEL[p.show];
 }
 
-const Icon = {
+export const Icon = {
   phone: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.45.57 3.57a1 1 0 0 1-.25 1z" /></svg>,
   video: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11z" /></svg>,
   mic: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1A7 7 0 0 0 19 11z" /></svg>,
@@ -65,10 +69,10 @@ const Icon = {
   smile: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm-3.5 7a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zm7 0a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zM12 18a5.5 5.5 0 0 1-5-3.3h10A5.5 5.5 0 0 1 12 18z" /></svg>,
 };
 
-export function Root({ app, calls }: { app: App; calls: Calls }) {
+export function Root({ app, calls, confs }: { app: App; calls: Calls; confs: Conferences }) {
   useApp(app);
   if (!app.user) return <Login app={app} />;
-  return <Shell app={app} calls={calls} />;
+  return <Shell app={app} calls={calls} confs={confs} />;
 }
 
 function Login({ app }: { app: App }) {
@@ -114,22 +118,23 @@ function Login({ app }: { app: App }) {
   );
 }
 
-function Shell({ app, calls }: { app: App; calls: Calls }) {
+function Shell({ app, calls, confs }: { app: App; calls: Calls; confs: Conferences }) {
   const [dialog, setDialog] = useState<"" | "bubble" | "settings">("");
   const call = calls.current;
   return (
     <div class={`shell${app.active ? " has-active" : ""}`}>
-      <Sidebar app={app} onNewBubble={() => setDialog("bubble")} onSettings={() => setDialog("settings")} />
+      <Sidebar app={app} confs={confs} onNewBubble={() => setDialog("bubble")} onSettings={() => setDialog("settings")} />
       <main class="pane" aria-live="polite">
         {app.status !== "online" && (
           <div class={`banner ${app.status}`} role="status">
             {app.status === "reconnecting" ? "Connection lost — reconnecting…" : app.status === "connecting" ? "Connecting…" : "Offline"}
           </div>
         )}
-        {app.active ? <ConversationView key={app.active} app={app} calls={calls} conv={app.conversation(app.active)} /> : <Welcome app={app} />}
+        {app.active ? <ConversationView key={app.active} app={app} calls={calls} confs={confs} conv={app.conversation(app.active)} /> : <Welcome app={app} />}
       </main>
       {call && call.state === "incoming" && <IncomingCall app={app} calls={calls} call={call} />}
       {call && call.state !== "incoming" && <CallView app={app} calls={calls} call={call} />}
+      {confs.current && <ConferenceView app={app} confs={confs} conf={confs.current} />}
       {dialog === "bubble" && <NewBubble app={app} onClose={() => setDialog("")} />}
       {dialog === "settings" && <Settings app={app} calls={calls} onClose={() => setDialog("")} />}
       <div class="toasts" role="status" aria-live="polite">
@@ -174,7 +179,7 @@ function StatusPicker({ app }: { app: App }) {
   );
 }
 
-function Sidebar({ app, onNewBubble, onSettings }: { app: App; onNewBubble: () => void; onSettings: () => void }) {
+function Sidebar({ app, confs, onNewBubble, onSettings }: { app: App; confs: Conferences; onNewBubble: () => void; onSettings: () => void }) {
   const [q, setQ] = useState("");
   const [results, setResults] = useState<User[]>([]);
   const search = useRef<HTMLInputElement>(null);
@@ -225,10 +230,10 @@ function Sidebar({ app, onNewBubble, onSettings }: { app: App; onNewBubble: () =
   return (
     <aside class="sidebar" aria-label="Contacts and bubbles">
       <header class="me">
-        <Avatar name={me?.display_name || app.me} src={app.myAvatar} presence={{ online: app.status === "online", show: app.inCall ? "dnd" : app.myShow, status: "", phone: app.inCall }} />
+        <Avatar name={me?.display_name || app.me} src={app.myAvatar} presence={{ online: app.status === "online", show: app.inCall || app.inConference ? "dnd" : app.myShow, status: "", phone: app.inCall, conference: app.inConference }} />
         <div class="who">
           <strong>{me?.display_name || app.me}</strong>
-          <span class="muted small">{app.inCall ? "On the phone" : app.myStatus || SHOW_LABEL[app.myShow]}</span>
+          <span class="muted small">{app.inCall ? "On the phone" : app.inConference ? "In a conference" : app.myStatus || SHOW_LABEL[app.myShow]}</span>
         </div>
         <button class="icon" aria-label="Settings" title="Settings" onClick={onSettings}>{Icon.gear}</button>
       </header>
@@ -290,18 +295,21 @@ function Sidebar({ app, onNewBubble, onSettings }: { app: App; onNewBubble: () =
           </h2>
           {bubbles.length === 0 && <p class="muted small pad">No bubbles yet.</p>}
           <ul>
-            {bubbles.map((b) => (
+            {bubbles.map((b) => {
+              const inConf = confs.count(b.jid);
+              return (
               <li key={b.jid}>
-                <button class={`row link${app.active === b.jid ? " active" : ""}`} aria-current={app.active === b.jid ? "page" : undefined} onClick={() => app.open(b.jid, "groupchat")}>
-                  <Avatar name={b.name} size={36} group />
+                <button class={`row link${app.active === b.jid ? " active" : ""}`} data-jid={b.jid} aria-current={app.active === b.jid ? "page" : undefined} onClick={() => app.open(b.jid, "groupchat")}>
+                  <Avatar name={b.name} size={36} group live={inConf > 0} />
                   <div class="who">
                     <strong>{b.name}</strong>
-                    <span class="muted small">{Object.keys(b.occupants ?? {}).length} here</span>
+                    <span class={`muted small${inConf ? " conf-live" : ""}`}>{inConf ? `Conference · ${inConf} in it` : `${Object.keys(b.occupants ?? {}).length} here`}</span>
                   </div>
                   {b.unread > 0 && <span class="badge" aria-label={`${b.unread} unread`}>{b.unread}</span>}
                 </button>
               </li>
-            ))}
+              );
+            })}
           </ul>
         </section>
         <section aria-label="Contacts">
@@ -342,7 +350,7 @@ function time(ts: number) {
   return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function ConversationView({ app, calls, conv }: { app: App; calls: Calls; conv: Conversation }) {
+function ConversationView({ app, calls, confs, conv }: { app: App; calls: Calls; confs: Conferences; conv: Conversation }) {
   const [draft, setDraft] = useState("");
   const [editing, setEditing] = useState<Msg | null>(null);
   const [emoji, setEmoji] = useState(false);
@@ -415,13 +423,14 @@ function ConversationView({ app, calls, conv }: { app: App; calls: Calls; conv: 
         <div class="actions">
           {group ? (
             <>
+              <JoinConferenceButton confs={confs} room={conv.jid} disabled={!!calls.current || !conv.joined} />
               <button class="small" onClick={() => setInviting(true)}>Invite</button>
               <button class="small danger" onClick={() => app.leaveBubble(conv.jid)}>Leave</button>
             </>
           ) : (
             <>
-              <button class="icon round" aria-label="Audio call" title="Audio call" disabled={!!calls.current || !p.online} onClick={() => void calls.start(conv.jid, false)}>{Icon.phone}</button>
-              <button class="icon round" aria-label="Video call" title="Video call" disabled={!!calls.current || !p.online} onClick={() => void calls.start(conv.jid, true)}>{Icon.video}</button>
+              <button class="icon round" aria-label="Audio call" title="Audio call" disabled={!!calls.current || !!confs.current || !p.online} onClick={() => void calls.start(conv.jid, false)}>{Icon.phone}</button>
+              <button class="icon round" aria-label="Video call" title="Video call" disabled={!!calls.current || !!confs.current || !p.online} onClick={() => void calls.start(conv.jid, true)}>{Icon.video}</button>
               {contact && (
                 <button
                   class="small danger"
@@ -440,6 +449,7 @@ function ConversationView({ app, calls, conv }: { app: App; calls: Calls; conv: 
           )}
         </div>
       </header>
+      {group && <ConferenceBanner app={app} confs={confs} room={conv.jid} disabled={!!calls.current} />}
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-label="Messages" tabIndex={0}>
         {conv.historyComplete && count > 0 && <p class="history-start muted small">Beginning of the conversation</p>}
         {count === 0 && <p class="empty muted">{conv.historyLoaded ? "No messages yet. Say hello 👋" : "Loading…"}</p>}
@@ -751,7 +761,7 @@ function IncomingCall({ app, calls, call }: { app: App; calls: Calls; call: Call
   );
 }
 
-function Video({ stream, muted, label, class: cls }: { stream: MediaStream | null; muted?: boolean; label: string; class: string }) {
+export function Video({ stream, muted, label, class: cls }: { stream: MediaStream | null; muted?: boolean; label: string; class: string }) {
   const ref = useRef<HTMLVideoElement>(null);
   const tracks = stream?.getTracks().length ?? 0;
   useEffect(() => {

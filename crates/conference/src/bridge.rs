@@ -1,6 +1,7 @@
 //! Signalling over the participant's XMPP session: a room extension of the XMPP server that
 //! turns `urn:xmpp:iris:conference:0` IQs into unit commands, and pushes the unit's notices as
-//! headline messages from the room. Membership is checked by the XMPP server before this runs.
+//! headline messages from the room; tells the bubble's occupants who is in its conference
+//! (`<status/>`). Membership is checked by the XMPP server before this runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,13 +26,21 @@ struct Entry {
 struct State {
     by_id: HashMap<ParticipantId, Entry>,
     by_session: HashMap<(String, String), ParticipantId>,
+    /// Pushes for a joiner the unit already notified before its join answer came back (its
+    /// first roster, slots and send-layers), delivered once the join is recorded.
+    early: HashMap<ParticipantId, Vec<(Option<String>, Element)>>,
 }
+
+/// Bounds of [`State::early`]: joiners waiting, pushes kept per joiner.
+const EARLY_JOINERS: usize = 256;
+const EARLY_PUSHES: usize = 16;
 
 /// The room extension; clone-cheap.
 #[derive(Clone)]
 pub struct Bridge {
     unit: ConferenceHandle,
     state: Arc<Mutex<State>>,
+    pusher: Pusher,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -59,8 +68,9 @@ impl Bridge {
         let bridge = Bridge {
             unit,
             state: Arc::new(Mutex::new(State::default())),
+            pusher,
         };
-        tokio::spawn(bridge.clone().push_loop(notices, pusher));
+        tokio::spawn(bridge.clone().push_loop(notices));
         bridge
     }
 
@@ -73,14 +83,16 @@ impl Bridge {
     }
 
     async fn request(&self, iq: RoomIq) -> Result<Option<Element>, RoomIqError> {
-        if iq.kind != "set" {
-            return Err(RoomIqError::BadRequest);
-        }
         let request = signal::parse(&iq.payload).map_err(|e| {
             tracing::info!(error = %e, room = %iq.room, "conference request does not parse");
             wire(e)
         })?;
+        let get = matches!(request, Request::Status);
+        if (iq.kind == "get") != get || (iq.kind != "get" && iq.kind != "set") {
+            return Err(RoomIqError::BadRequest);
+        }
         match request {
+            Request::Status => Ok(Some(signal::status(&self.participants(&iq.room)))),
             Request::Join { nick, offer, view } => {
                 // A second join from the same session replaces the first.
                 if let Ok(old) = self.joined(&iq) {
@@ -93,15 +105,18 @@ impl Bridge {
                 {
                     let mut s = lock(&self.state);
                     s.by_session.insert((iq.room.clone(), iq.from.clone()), id);
-                    s.by_id.insert(
-                        id,
-                        Entry {
-                            room: iq.room.clone(),
-                            full: iq.from.clone(),
-                            bare: iq.bare.clone(),
-                        },
-                    );
+                    let entry = Entry {
+                        room: iq.room.clone(),
+                        full: iq.from.clone(),
+                        bare: iq.bare.clone(),
+                    };
+                    // Under the lock: later pushes cannot overtake these.
+                    for (room, payload) in s.early.remove(&id).unwrap_or_default() {
+                        self.deliver(&entry, room.as_deref(), payload);
+                    }
+                    s.by_id.insert(id, entry);
                 }
+                self.announce(&iq.room);
                 if let Some(view) = view {
                     self.unit.set_view(id, view).await.map_err(wire)?;
                 }
@@ -142,7 +157,29 @@ impl Bridge {
         lock(&self.state).by_id.get(&id).cloned()
     }
 
-    async fn push_loop(self, mut notices: mpsc::Receiver<Notice>, pusher: Pusher) {
+    /// Bare JIDs of the participants in `room`'s conference, in join order.
+    fn participants(&self, room: &str) -> Vec<String> {
+        let s = lock(&self.state);
+        let mut ids: Vec<(&ParticipantId, &Entry)> =
+            s.by_id.iter().filter(|(_, e)| e.room == room).collect();
+        ids.sort_by_key(|(id, _)| **id);
+        ids.into_iter().map(|(_, e)| e.bare.clone()).collect()
+    }
+
+    /// Tells every occupant of `room` who is in its conference (after a join or a leave).
+    fn announce(&self, room: &str) {
+        let payload = signal::status_push(&self.participants(room));
+        for full in self.pusher.occupants(room) {
+            let mut m = Element::bare("message", "jabber:client");
+            set_attr(&mut m, "from", room);
+            set_attr(&mut m, "to", &full);
+            set_attr(&mut m, "type", "headline");
+            m.append_child(payload.clone());
+            let _ = self.pusher.send(&full, m);
+        }
+    }
+
+    async fn push_loop(self, mut notices: mpsc::Receiver<Notice>) {
         while let Some(n) = notices.recv().await {
             match n {
                 Notice::Roster {
@@ -154,22 +191,46 @@ impl Bridge {
                     let payload =
                         signal::roster(&members, speaker, |id| self.entry(id).map(|e| e.bare));
                     for id in to {
-                        self.push(&pusher, id, Some(&room), payload.clone());
+                        self.push(id, Some(&room), payload.clone());
                     }
                 }
                 Notice::Slots { to, slots } => {
-                    self.push(&pusher, to, None, signal::slots(&slots));
+                    self.push(to, None, signal::slots(&slots));
                 }
                 Notice::SendLayers { to, active } => {
-                    self.push(&pusher, to, None, signal::send_layers(active));
+                    self.push(to, None, signal::send_layers(active));
                 }
-                Notice::Gone { id, .. } => self.forget(id),
+                Notice::Gone { id, room } => {
+                    self.forget(id);
+                    lock(&self.state).early.remove(&id);
+                    self.announce(&room);
+                }
             }
         }
     }
 
-    fn push(&self, pusher: &Pusher, to: ParticipantId, room: Option<&str>, payload: Element) {
-        let Some(e) = self.entry(to) else { return };
+    fn push(&self, to: ParticipantId, room: Option<&str>, payload: Element) {
+        let e = {
+            let mut s = lock(&self.state);
+            match s.by_id.get(&to) {
+                Some(e) => e.clone(),
+                None => {
+                    // Not known yet: the join is still being recorded (or it failed; `Gone` cleans up).
+                    if s.early.len() < EARLY_JOINERS || s.early.contains_key(&to) {
+                        let q = s.early.entry(to).or_default();
+                        if q.len() < EARLY_PUSHES {
+                            q.push((room.map(str::to_owned), payload));
+                        }
+                    }
+                    return;
+                }
+            }
+        };
+        self.deliver(&e, room, payload);
+    }
+
+    fn deliver(&self, e: &Entry, room: Option<&str>, payload: Element) {
+        let pusher = &self.pusher;
         let room = room.unwrap_or(&e.room);
         let mut m = Element::bare("message", "jabber:client");
         set_attr(&mut m, "from", room);

@@ -44,6 +44,8 @@ pub enum Request {
     },
     /// Leave.
     Leave,
+    /// Who is in the room's conference (an IQ `get`; also for members who have not joined).
+    Status,
 }
 
 /// Parses an IQ payload in [`NS`].
@@ -74,6 +76,7 @@ pub fn parse(payload: &Element) -> Result<Request, ConferenceError> {
             video: flag(payload, "video")?,
         }),
         "leave" => Ok(Request::Leave),
+        "status" => Ok(Request::Status),
         _ => Err(ConferenceError::BadOffer),
     }
 }
@@ -209,6 +212,22 @@ pub fn roster(
         ));
     }
     wrap(r)
+}
+
+/// `<status count='…'><participant jid='…'/>…</status>`: who is in a room's conference (bare
+/// JIDs, one per participant), the answer to a status request and, wrapped in `<conference/>`,
+/// the push to the bubble's occupants when someone joins or leaves.
+pub fn status(jids: &[String]) -> Element {
+    let mut s = el("status", &[("count", &jids.len().to_string())]);
+    for j in jids {
+        s.append_child(el("participant", &[("jid", j)]));
+    }
+    s
+}
+
+/// [`status`] wrapped for a push.
+pub fn status_push(jids: &[String]) -> Element {
+    wrap(status(jids))
 }
 
 /// `<conference><slots><slot mid='…' participant='…'/>…</slots></conference>`.

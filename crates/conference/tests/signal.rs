@@ -42,3 +42,17 @@ fn malformed_requests_are_refused() {
         assert!(signal::parse(&el(xml)).is_err(), "{xml}");
     }
 }
+
+#[test]
+fn status_request_parses_and_the_answer_lists_participants() {
+    let e = el("<status xmlns='urn:xmpp:iris:conference:0'/>");
+    assert!(matches!(signal::parse(&e), Ok(Request::Status)));
+    let answer = signal::status(&["ann@x".to_owned(), "bob@x".to_owned()]);
+    assert_eq!(answer.attr("count"), Some("2"));
+    let jids: Vec<_> = answer.children().filter_map(|c| c.attr("jid")).collect();
+    assert_eq!(jids, ["ann@x", "bob@x"]);
+    let push = signal::status_push(&[]);
+    assert_eq!(push.name(), "conference");
+    let inner = push.children().next().expect("status");
+    assert_eq!((inner.name(), inner.attr("count")), ("status", Some("0")));
+}

@@ -101,6 +101,16 @@ impl Pusher {
         self.hub.send_full(full, stanza)
     }
 
+    /// Full JIDs of the occupants of `room` (a bare room JID); empty when nobody is in it.
+    pub fn occupants(&self, room: &str) -> Vec<String> {
+        self.hub
+            .rooms
+            .occupants(room)
+            .into_iter()
+            .map(|o| o.full)
+            .collect()
+    }
+
     /// The MUC service domain (`conference.<domain>`).
     pub fn muc_domain(&self) -> &str {
         &self.hub.muc_domain
