@@ -45,7 +45,8 @@ impl Session {
             url: s.xmpp_websocket(),
             domain: "localhost".into(),
         };
-        let (mut w, mut r, jid) = xmpp::login(&target, login, password, "conf", false)
+        let user = login.split('@').next().unwrap_or(login);
+        let (mut w, mut r, jid) = xmpp::login(&target, user, password, "conf", false)
             .await
             .expect("xmpp login");
         w.send("<presence xmlns='jabber:client'/>")
@@ -132,13 +133,38 @@ fn escape(s: &str) -> String {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&apos;", "'")
-        .replace("&quot;", "\"")
-        .replace("&#13;", "\r")
-        .replace("&#xD;", "\r")
-        .replace("&amp;", "&")
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let Some(end) = tail.find(';') else {
+            out.push_str(tail);
+            return out;
+        };
+        let entity = &tail[1..end];
+        let c = match entity {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "apos" => Some('\''),
+            "quot" => Some('"'),
+            e => e
+                .strip_prefix("#x")
+                .or_else(|| e.strip_prefix("#X"))
+                .map(|h| u32::from_str_radix(h, 16))
+                .or_else(|| e.strip_prefix('#').map(str::parse::<u32>))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&tail[..=end]),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `<join/>` or `<update/>` carrying an offer.
