@@ -404,3 +404,91 @@ async fn two_participants_on_a_remote_unit_exchange_media_restart_ice_and_learn_
     );
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_a_remote_unit_then_its_participants_are_told() {
+    if !nats_reachable() {
+        println!("SKIPPED remote conference drain test: NATS is not reachable at {NATS}");
+        return;
+    }
+    let prefix = unique_prefix();
+    let control: Vec<(&str, &str)> = vec![
+        (
+            "IRIS_CONFERENCE__CONTROL__NATS_URL",
+            "nats://127.0.0.1:4222",
+        ),
+        ("IRIS_CONFERENCE__CONTROL__SUBJECT_PREFIX", prefix.as_str()),
+        ("IRIS_CONFERENCE__CONTROL__HEARTBEAT_MS", "300"),
+    ];
+    let mut serve_env = control.clone();
+    serve_env.push(("IRIS_ROLES__CONFERENCE", "false"));
+    let s = Server::start_with(Db::Sqlite, &serve_env).await;
+    let mut unit_env = control.clone();
+    unit_env.push(("IRIS_CONFERENCE__DRAIN_TIMEOUT_SECS", "3"));
+    let mut unit = ConferenceUnit::start(&unit_env);
+    for (login, password) in [
+        ("cat@localhost", "cat-password"),
+        ("dan@localhost", "dan-password"),
+    ] {
+        let out = s.cli(&["user", "add", login, "--password", password]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let cat = Session::login(&s, "cat@localhost", "cat-password").await;
+    let dan = Session::login(&s, "dan@localhost", "dan-password").await;
+    let room = "drain@conference.localhost";
+    create_bubble(&cat, room, &[dan.bare()]).await;
+    let _c = participant(&cat, room, "cat", PUBLISHER).await;
+    let d = participant(&dan, room, "dan", subscriber(2)).await;
+    let t0 = Instant::now();
+    assert!(eventually(Duration::from_secs(10), || d.latest_layer(1, t0).is_some()).await);
+
+    let (cat_mark, dan_mark) = (cat.mark(), dan.mark());
+    unit.sigterm();
+    let http = common::client();
+    let url = unit.url("/readyz");
+    let mut draining = false;
+    for _ in 0..40 {
+        if let Ok(r) = http.get(&url).send().await {
+            if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                draining = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(draining, "/readyz says 503 while draining");
+    // No new joins once the bridge has seen the draining heartbeat.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let refused = dan
+        .iq(
+            "other@conference.localhost",
+            &format!("<join xmlns='{NS}' nick='dan'><sdp>v=0</sdp></join>"),
+        )
+        .await;
+    assert!(refused.contains("type='error'"), "{refused}");
+    // The running call goes on during the drain.
+    let during = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(2), || d
+            .latest_layer(1, during)
+            .is_some())
+        .await,
+        "media continues while draining"
+    );
+    // At the deadline the unit says goodbye: both are told, and the process exits cleanly.
+    let ended = |e: &str| e.contains("<ended") && e.contains("reason='unit-lost'");
+    assert!(cat
+        .wait(cat_mark, Duration::from_secs(8), ended)
+        .await
+        .is_some());
+    assert!(dan
+        .wait(dan_mark, Duration::from_secs(2), ended)
+        .await
+        .is_some());
+    let status = unit.wait_exit(Duration::from_secs(15)).expect("unit exits");
+    assert!(status.success(), "{status}");
+}

@@ -109,18 +109,17 @@ impl State {
             self.rooms.insert(room.to_owned(), name.clone());
             return Ok(name);
         }
+        let none = if self.units.is_empty() {
+            ConferenceError::Stopped
+        } else {
+            ConferenceError::Full
+        };
         let unit = self
             .units
             .values()
             .filter(|u| !u.status.draining && u.status.rooms.len() < u.status.max_rooms)
             .min_by_key(|u| (u.status.participants, u.status.name.clone()))
-            .ok_or_else(|| {
-                if self.units.is_empty() {
-                    ConferenceError::Stopped
-                } else {
-                    ConferenceError::Full
-                }
-            })?;
+            .ok_or(none)?;
         let name = unit.status.name.clone();
         self.rooms.insert(room.to_owned(), name.clone());
         Ok(name)
