@@ -1,7 +1,8 @@
 //! Signalling over the participant's XMPP session: a room extension of the XMPP server that
 //! turns `urn:xmpp:iris:conference:0` IQs into unit commands, and pushes the unit's notices as
 //! headline messages from the room; tells the bubble's occupants who is in its conference
-//! (`<status/>`). Membership is checked by the XMPP server before this runs.
+//! (`<status/>`). The unit behind it is a [`ConferenceBackend`]: in-process or remote.
+//! Membership is checked by the XMPP server before this runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,9 @@ use iris_xmpp::Element;
 use iris_xmpp_server::extension::{Pusher, RoomExtension, RoomIq, RoomIqError, RoomIqFuture};
 use tokio::sync::mpsc;
 
+use crate::backend::ConferenceBackend;
 use crate::signal::{self, Request};
-use crate::unit::{ConferenceHandle, Notice};
+use crate::unit::{Member, Notice};
 use crate::{ConferenceError, ParticipantId};
 
 #[derive(Clone, Debug)]
@@ -27,8 +29,19 @@ struct State {
     by_id: HashMap<ParticipantId, Entry>,
     by_session: HashMap<(String, String), ParticipantId>,
     /// Pushes for a joiner the unit already notified before its join answer came back (its
-    /// first roster, slots and send-layers), delivered once the join is recorded.
+    /// first slots and send-layers), delivered once the join is recorded.
     early: HashMap<ParticipantId, Vec<(Option<String>, Element)>>,
+    /// The latest roster of each room, rebuilt with the joiner's JID once its join is recorded.
+    rosters: HashMap<String, (Vec<Member>, Option<ParticipantId>)>,
+}
+
+impl State {
+    fn roster_payload(&self, room: &str) -> Option<Element> {
+        let (members, speaker) = self.rosters.get(room)?;
+        Some(signal::roster(members, *speaker, |id| {
+            self.by_id.get(&id).map(|e| e.bare.clone())
+        }))
+    }
 }
 
 /// Bounds of [`State::early`]: joiners waiting, pushes kept per joiner.
@@ -38,7 +51,7 @@ const EARLY_PUSHES: usize = 16;
 /// The room extension; clone-cheap.
 #[derive(Clone)]
 pub struct Bridge {
-    unit: ConferenceHandle,
+    unit: Arc<dyn ConferenceBackend>,
     state: Arc<Mutex<State>>,
     pusher: Pusher,
 }
@@ -64,7 +77,11 @@ fn wire(e: ConferenceError) -> RoomIqError {
 
 impl Bridge {
     /// Starts pushing `notices` through `pusher`; returns the extension to register.
-    pub fn start(unit: ConferenceHandle, notices: mpsc::Receiver<Notice>, pusher: Pusher) -> Self {
+    pub fn start(
+        unit: Arc<dyn ConferenceBackend>,
+        notices: mpsc::Receiver<Notice>,
+        pusher: Pusher,
+    ) -> Self {
         let bridge = Bridge {
             unit,
             state: Arc::new(Mutex::new(State::default())),
@@ -115,6 +132,17 @@ impl Bridge {
                         self.deliver(&entry, room.as_deref(), payload);
                     }
                     s.by_id.insert(id, entry);
+                    // The roster announcing the joiner may have gone out before its JID was
+                    // known: send it again to everyone in the room.
+                    let listed = s
+                        .rosters
+                        .get(&iq.room)
+                        .is_some_and(|(m, _)| m.iter().any(|m| m.id == id));
+                    if let Some(payload) = s.roster_payload(&iq.room).filter(|_| listed) {
+                        for e in s.by_id.values().filter(|e| e.room == iq.room) {
+                            self.deliver(e, None, payload.clone());
+                        }
+                    }
                 }
                 self.announce(&iq.room);
                 if let Some(view) = view {
@@ -149,7 +177,10 @@ impl Bridge {
     fn forget(&self, id: ParticipantId) {
         let mut s = lock(&self.state);
         if let Some(e) = s.by_id.remove(&id) {
-            s.by_session.remove(&(e.room, e.full));
+            s.by_session.remove(&(e.room.clone(), e.full));
+            if !s.by_id.values().any(|o| o.room == e.room) {
+                s.rosters.remove(&e.room);
+            }
         }
     }
 
@@ -188,10 +219,14 @@ impl Bridge {
                     members,
                     speaker,
                 } => {
-                    let payload =
-                        signal::roster(&members, speaker, |id| self.entry(id).map(|e| e.bare));
+                    // Under the lock, so a joiner's catch-up roster cannot overtake this one.
+                    let mut s = lock(&self.state);
+                    s.rosters.insert(room.clone(), (members, speaker));
+                    let Some(payload) = s.roster_payload(&room) else {
+                        continue;
+                    };
                     for id in to {
-                        self.push(id, Some(&room), payload.clone());
+                        self.push_locked(&mut s, id, Some(&room), payload.clone());
                     }
                 }
                 Notice::Slots { to, slots } => {
@@ -205,39 +240,44 @@ impl Bridge {
                     lock(&self.state).early.remove(&id);
                     self.announce(&room);
                 }
+                Notice::Lost { id, room } => {
+                    self.push(id, None, signal::ended("unit-lost"));
+                    self.forget(id);
+                    lock(&self.state).early.remove(&id);
+                    self.announce(&room);
+                }
             }
         }
     }
 
     fn push(&self, to: ParticipantId, room: Option<&str>, payload: Element) {
-        let e = {
-            let mut s = lock(&self.state);
-            match s.by_id.get(&to) {
-                Some(e) => e.clone(),
-                None => {
-                    // Not known yet: the join is still being recorded (or it failed; `Gone` cleans up).
-                    if s.early.len() < EARLY_JOINERS || s.early.contains_key(&to) {
-                        let q = s.early.entry(to).or_default();
-                        if q.len() < EARLY_PUSHES {
-                            q.push((room.map(str::to_owned), payload));
-                        }
-                    }
-                    return;
-                }
+        let mut s = lock(&self.state);
+        self.push_locked(&mut s, to, room, payload);
+    }
+
+    /// Delivers to a known participant, or keeps the push (bounded) until its join is
+    /// recorded (if the join failed, `Gone` cleans up).
+    fn push_locked(&self, s: &mut State, to: ParticipantId, room: Option<&str>, payload: Element) {
+        if let Some(e) = s.by_id.get(&to) {
+            self.deliver(e, room, payload);
+            return;
+        }
+        if s.early.len() < EARLY_JOINERS || s.early.contains_key(&to) {
+            let q = s.early.entry(to).or_default();
+            if q.len() < EARLY_PUSHES {
+                q.push((room.map(str::to_owned), payload));
             }
-        };
-        self.deliver(&e, room, payload);
+        }
     }
 
     fn deliver(&self, e: &Entry, room: Option<&str>, payload: Element) {
-        let pusher = &self.pusher;
         let room = room.unwrap_or(&e.room);
         let mut m = Element::bare("message", "jabber:client");
         set_attr(&mut m, "from", room);
         set_attr(&mut m, "to", &e.full);
         set_attr(&mut m, "type", "headline");
         m.append_child(payload);
-        if !pusher.send(&e.full, m) {
+        if !self.pusher.send(&e.full, m) {
             metrics::counter!("iris_conference_push_failures_total").increment(1);
         }
     }

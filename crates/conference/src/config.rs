@@ -1,7 +1,10 @@
-//! `[conference]` configuration section: where the unit listens and its limits. Does not bind.
+//! `[conference]` configuration section: where the unit listens, its limits, and the control
+//! channel (`[conference.control]`) between XMPP nodes and remote units. Does not bind.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
+use iris_model::Secret;
 use serde::Deserialize;
 
 /// The conference unit's configuration.
@@ -28,6 +31,54 @@ pub struct ConferenceConfig {
     pub vanish_timeout_ms: u64,
     /// On shutdown, how long running conferences may continue before they are cut.
     pub drain_timeout_secs: u64,
+    /// The control channel to remote units (`iris conference` on other machines).
+    pub control: ControlConfig,
+}
+
+/// `[conference.control]`: NATS between the XMPP nodes' signalling bridge and the conference
+/// units. Used by `iris conference` (a unit) and by `iris serve` with `roles.conference = false`
+/// (a bridge to remote units). Credentials never appear in logs or `Debug` output.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// NATS server(s), comma-separated (`nats://10.0.0.5:4222`, `tls://…`). Unset: no control
+    /// channel (the unit runs only inside `iris serve`).
+    pub nats_url: Option<Secret>,
+    /// NATS token authentication.
+    pub token: Option<Secret>,
+    /// NATS user (with `password`).
+    pub user: Option<String>,
+    /// NATS password.
+    pub password: Option<Secret>,
+    /// NATS credentials file (JWT + NKey seed), for decentralised NATS auth.
+    pub credentials_file: Option<PathBuf>,
+    /// Prefix of every control subject; give each Iris deployment sharing a NATS its own.
+    pub subject_prefix: String,
+    /// This unit's name on the channel (default: host name and a random suffix).
+    pub unit_name: Option<String>,
+    /// How often a unit announces itself (load, media address, rooms).
+    pub heartbeat_ms: u64,
+    /// A unit silent for this long is gone: its participants are told (conference ended).
+    pub unit_timeout_ms: u64,
+    /// How long the bridge waits for a unit to answer a request.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            nats_url: None,
+            token: None,
+            user: None,
+            password: None,
+            credentials_file: None,
+            subject_prefix: "iris.conference".into(),
+            unit_name: None,
+            heartbeat_ms: 1000,
+            unit_timeout_ms: 3000,
+            request_timeout_ms: 5000,
+        }
+    }
 }
 
 impl Default for ConferenceConfig {
@@ -42,6 +93,7 @@ impl Default for ConferenceConfig {
             max_rooms: 1000,
             vanish_timeout_ms: 4000,
             drain_timeout_secs: 300,
+            control: ControlConfig::default(),
         }
     }
 }

@@ -92,7 +92,7 @@ pub enum ViewMode {
 }
 
 /// A receiver's view and constraints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// The layout.
     pub mode: ViewMode,
@@ -270,7 +270,7 @@ impl Slot {
 }
 
 /// A participant's published tracks and mute states.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publishing {
     /// Sends audio.
     pub audio: bool,

@@ -255,6 +255,13 @@ pub fn send_layers(active: [bool; 3]) -> Element {
     ))
 }
 
+/// `<conference><ended reason='…'/></conference>`: the participant's conference ended without
+/// its asking (`unit-lost`: the unit serving the bubble stopped or became unreachable); a new
+/// `<join/>` starts it again on another unit.
+pub fn ended(reason: &str) -> Element {
+    wrap(el("ended", &[("reason", reason)]))
+}
+
 fn wrap(child: Element) -> Element {
     let mut c = el("conference", &[]);
     c.append_child(child);

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaTime, Mid};
@@ -33,7 +34,7 @@ const MAX_TRACKS: usize = 4;
 const MAX_SLOTS: usize = 32;
 
 /// A track a participant publishes or a slot it receives into: the SDP mid and its kind.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MidKind {
     /// The m-line's mid.
     pub mid: String,
@@ -42,7 +43,7 @@ pub struct MidKind {
 }
 
 /// A join or renegotiation (ICE restart, new tracks) request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Offer {
     /// The client's SDP offer.
     pub sdp: String,
@@ -53,7 +54,7 @@ pub struct Offer {
 }
 
 /// Who is in a room, pushed on every change.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// Participant id.
     pub id: ParticipantId,
@@ -64,7 +65,7 @@ pub struct Member {
 }
 
 /// Something to tell participants (the signalling layer delivers it).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Notice {
     /// The member list, mute states and active speaker of `room`, for everyone in it.
     Roster {
@@ -93,6 +94,14 @@ pub enum Notice {
     },
     /// `id` left `room` or vanished (the signalling layer forgets it).
     Gone {
+        /// Room name.
+        room: String,
+        /// Participant.
+        id: ParticipantId,
+    },
+    /// The unit serving `id` stopped or became unreachable: its conference ended (the
+    /// signalling layer tells the participant, who may join again, and forgets it).
+    Lost {
         /// Room name.
         room: String,
         /// Participant.
@@ -191,6 +200,11 @@ impl ConferenceHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Count { reply }).await?;
         rx.await.map_err(|_| ConferenceError::Stopped)
+    }
+
+    /// Whether the unit refuses new joins (draining for shutdown).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Refuses new joins from now on (existing conferences continue).

@@ -1,55 +1,13 @@
 //! The unit over real loopback UDP with str0m clients: simulcast layers per view, view
 //! switches, leave and vanish cleanup, malformed datagrams, drain.
 
-mod common;
-
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::{eventually, Client, Setup};
-use iris_conference::{ConferenceConfig, ConferenceError, Notice, View, ViewMode};
-use tokio::sync::mpsc;
-
-fn config() -> ConferenceConfig {
-    ConferenceConfig {
-        bind: [127, 0, 0, 1].into(),
-        single_port: Some(0),
-        vanish_timeout_ms: 2000,
-        ..ConferenceConfig::default()
-    }
-}
-
-const PUBLISHER: Setup = Setup {
-    tag: 1,
-    audio: true,
-    video: true,
-    audio_slots: 3,
-    video_slots: 12,
-    level: 20,
+use iris_conference::testkit::{
+    collect, eventually, loopback_config as config, subscriber, Client, Setup, PUBLISHER,
 };
-
-fn subscriber(tag: u8) -> Setup {
-    Setup {
-        tag,
-        audio: true,
-        video: false,
-        audio_slots: 3,
-        video_slots: 12,
-        level: 127,
-    }
-}
-
-/// Drains notices into a list the test can search.
-fn collect(mut rx: mpsc::Receiver<Notice>) -> std::sync::Arc<std::sync::Mutex<Vec<Notice>>> {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Some(n) = rx.recv().await {
-            s.lock().expect("lock").push(n);
-        }
-    });
-    seen
-}
+use iris_conference::{ConferenceConfig, ConferenceError, Notice, View, ViewMode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grid_gets_low_layer_talker_gets_high_and_views_switch() {

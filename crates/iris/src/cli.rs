@@ -46,6 +46,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run only the STUN/TURN relay role (for relay machines), with the same config file.
     Relay(ServeArgs),
+    /// Run only a conference unit (SFU) for media machines; `iris serve` reaches it over NATS.
+    #[command(long_about = CONFERENCE_HELP)]
+    Conference(ServeArgs),
     /// Manage user accounts (works while the server runs).
     #[command(subcommand)]
     User(UserCommand),
@@ -59,6 +62,21 @@ pub enum Command {
     #[command(long_about = NETCHECK_HELP)]
     Netcheck(NetcheckArgs),
 }
+
+const CONFERENCE_HELP: &str = "Run only a conference unit (SFU) on this machine, with the same config file as `iris serve`.\n\n\
+Clients send their media straight to this machine (UDP conference.port_min..=port_max, or\n\
+conference.single_port; announce the public address with conference.public_ip). Signalling stays\n\
+on the XMPP nodes: `iris serve` with roles.conference = false reaches the units over NATS\n\
+([conference.control]: nats_url and a token, user/password or credentials file). Units announce\n\
+themselves every heartbeat_ms with their load and media address; every participant of a bubble\n\
+goes to the same unit, a new bubble to the least loaded one. A unit silent for unit_timeout_ms is\n\
+gone: its participants are told their conference ended and may join again (on another unit).\n\n\
+HTTPS on http.listen serves /healthz, /readyz (503 while draining) and /metrics.\n\
+SIGTERM drains: no new joins, running conferences continue up to conference.drain_timeout_secs,\n\
+then the unit says goodbye; a second signal stops at once.\n\n\
+Example on a media machine (the XMPP node runs `iris serve` with the same [conference.control]):\n  \
+IRIS_CONFERENCE__CONTROL__NATS_URL=nats://10.0.0.5:4222 \\\n  \
+IRIS_CONFERENCE__CONTROL__TOKEN=… IRIS_CONFERENCE__PUBLIC_IP=203.0.113.10 iris conference";
 
 const NETCHECK_HELP: &str = "Check from this network whether Iris at SERVER will work, and what to open otherwise.\n\n\
 Probes DNS, TCP/TLS 443, HTTPS, the WebSocket upgrade, TCP 80, STUN on UDP 3478, then (with a login)\n\
@@ -182,7 +200,7 @@ pub enum ConfigCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dev = match &cli.command {
-        Command::Serve(a) | Command::Relay(a) => a.dev,
+        Command::Serve(a) | Command::Relay(a) | Command::Conference(a) => a.dev,
         _ => false,
     };
     let overrides = Overrides {
@@ -208,6 +226,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relay(_) => {
             crate::logging::init(&config.log)?;
             crate::serve::relay_only(config).await?;
+        }
+        Command::Conference(_) => {
+            crate::logging::init(&config.log)?;
+            crate::serve::conference_only(config).await?;
         }
         Command::User(cmd) => return crate::user_cmd::run(config, cmd).await,
         Command::Config(ConfigCommand::Check) => {

@@ -166,11 +166,12 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, String
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment = figment.merge(
-        Env::prefixed("IRIS_")
-            .split("__")
-            .ignore(&["config", "log_filter"]),
-    );
+    // IRIS_WEB_DIST is read by the iris-web build script, not a setting.
+    figment = figment.merge(Env::prefixed("IRIS_").split("__").ignore(&[
+        "config",
+        "log_filter",
+        "web_dist",
+    ]));
     let mut config: Config = figment.extract().map_err(|e| {
         e.into_iter()
             .map(|e| e.to_string())

@@ -1,5 +1,5 @@
-//! `iris serve` and `iris relay`: builds every role from the configuration, binds the
-//! listeners, prints where they are, and drains gracefully on SIGTERM/SIGINT.
+//! `iris serve`, `iris relay` and `iris conference`: builds every role from the configuration,
+//! binds the listeners, prints where they are, and drains gracefully on SIGTERM/SIGINT.
 use crate::config::Config;
 use crate::secrets;
 use anyhow::{bail, Context};
@@ -75,6 +75,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Some(xmpp) if config.roles.conference => Some(start_conference(&config, xmpp).await?),
         _ => None,
     };
+    let remote_units = match &xmpp {
+        Some(xmpp) if !config.roles.conference && config.conference.control.nats_url.is_some() => {
+            Some(start_remote_units(&config, xmpp).await?)
+        }
+        _ => None,
+    };
     let draining = Arc::new(AtomicBool::new(false));
     let ice = Arc::new(IceSource::default());
     let state = AppState {
@@ -123,6 +129,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             conference_ports(&config, unit)
         );
     }
+    if let Some(remote) = &remote_units {
+        println!(
+            "  conference            remote units over NATS {} (subjects {}.*; {} unit(s) seen)",
+            iris_conference::control::display_url(&config.conference.control),
+            config.conference.control.subject_prefix,
+            remote.units().len()
+        );
+    }
     wait_for_signal().await;
     if let Some(unit) = &conference {
         // No new joins; running conferences go on (with their XMPP sessions) until they end.
@@ -154,9 +168,152 @@ async fn start_conference(
     let (unit, notices) = iris_conference::start(config.conference.clone())
         .await
         .context("conference: cannot bind the media socket")?;
-    let bridge = iris_conference::Bridge::start(unit.clone(), notices, xmpp.pusher());
+    let bridge = iris_conference::Bridge::start(Arc::new(unit.clone()), notices, xmpp.pusher());
     xmpp.register_room_extension(Arc::new(bridge));
     Ok(unit)
+}
+
+/// The XMPP signalling of conferences, served by remote units (`iris conference`) over NATS.
+async fn start_remote_units(
+    config: &Config,
+    xmpp: &iris_xmpp_server::XmppHandle,
+) -> anyhow::Result<iris_conference::control::RemoteUnits> {
+    let control = &config.conference.control;
+    let client = iris_conference::control::connect(control, "iris-serve")
+        .await
+        .context("conference control channel")?;
+    let (remote, notices) = iris_conference::control::RemoteUnits::start(client, control)
+        .await
+        .context("conference control channel")?;
+    // Give running units one heartbeat to be seen before the banner.
+    remote
+        .wait_for_units(
+            1,
+            Duration::from_millis(control.heartbeat_ms.min(2000) + 200),
+        )
+        .await;
+    let bridge = iris_conference::Bridge::start(Arc::new(remote.clone()), notices, xmpp.pusher());
+    xmpp.register_room_extension(Arc::new(bridge));
+    Ok(remote)
+}
+
+/// `iris conference`: a conference unit alone, serving the XMPP nodes' bridges over NATS, with
+/// health, readiness (503 while draining) and metrics on the HTTPS listener.
+pub async fn conference_only(config: Config) -> anyhow::Result<()> {
+    use iris_conference::control;
+    let started = Instant::now();
+    let control_config = &config.conference.control;
+    if control_config
+        .nats_url
+        .as_ref()
+        .is_none_or(|u| u.is_empty())
+    {
+        bail!(
+            "`iris conference` is reached by `iris serve` over NATS: set conference.control.nats_url \
+             (or IRIS_CONFERENCE__CONTROL__NATS_URL=nats://host:4222) and the same value on the \
+             XMPP nodes, which run with roles.conference = false. See `iris conference --help`."
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let name = control::unit_name(control_config)?;
+    let client = control::connect(control_config, &format!("iris-conference-{name}"))
+        .await
+        .context("conference control channel")?;
+    let (unit, notices) = iris_conference::start(config.conference.clone())
+        .await
+        .context("conference: cannot bind the media socket")?;
+    let agent = control::Agent::start(client, &config.conference, name, unit.clone(), notices)
+        .await
+        .context("conference control channel")?;
+    let draining = Arc::new(AtomicBool::new(false));
+    let ready = draining.clone();
+    let router = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let draining = ready.load(Ordering::Relaxed);
+                async move {
+                    if draining {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            axum::Json(serde_json::json!({"status": "draining"})),
+                        )
+                    } else {
+                        (
+                            StatusCode::OK,
+                            axum::Json(serde_json::json!({"status": "ready"})),
+                        )
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        );
+    let running = Running {
+        shutdown: Shutdown::default(),
+        tracker: TaskTracker::new(),
+        relay: None,
+        draining: draining.clone(),
+    };
+    let https = listen(&config, &running, router, tls_material(&config)?).await?;
+    println!(
+        "Iris {} conference unit {} is running (ready in {} ms)",
+        env!("CARGO_PKG_VERSION"),
+        agent.name(),
+        started.elapsed().as_millis()
+    );
+    println!(
+        "  conference media      UDP {}",
+        conference_ports(&config, &unit)
+    );
+    println!(
+        "  control channel       NATS {} (subjects {}.*)",
+        control::display_url(control_config),
+        control_config.subject_prefix
+    );
+    println!(
+        "  health / metrics      /healthz /readyz /metrics   (listening on {})",
+        join(&https)
+    );
+    println!(
+        "Stop with Ctrl-C: no new joins, running conferences continue up to {} s.",
+        config.conference.drain_timeout_secs
+    );
+    wait_for_signal().await;
+    tracing::info!(
+        "draining: no new joins; running conferences continue (a second signal stops at once)"
+    );
+    draining.store(true, Ordering::Relaxed);
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("second signal: stopping now");
+        std::process::exit(130);
+    });
+    let deadline = Duration::from_secs(config.conference.drain_timeout_secs);
+    let left = unit.drained(deadline).await;
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "conference drain deadline passed; cutting the remaining calls"
+        );
+    }
+    agent.stop().await;
+    drain(&config, running).await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn conference_ports(config: &Config, unit: &iris_conference::ConferenceHandle) -> String {

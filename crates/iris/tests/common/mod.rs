@@ -261,3 +261,106 @@ pub fn browser_skip_reason(browser_dir: &std::path::Path) -> Option<String> {
     }
     None
 }
+
+/// A separate `iris conference` process (a remote conference unit) on loopback.
+pub struct ConferenceUnit {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub banner: Vec<String>,
+    child: Option<Child>,
+}
+
+impl ConferenceUnit {
+    /// Starts `iris conference` with loopback media in single-port mode and `extra_env`
+    /// (the control channel settings); waits for its banner.
+    pub fn start(extra_env: &[(&str, &str)]) -> ConferenceUnit {
+        let data_dir = unique_dir("unit");
+        let mut cmd = Command::new(bin());
+        cmd.arg("conference").arg("--data-dir").arg(&data_dir);
+        for (k, v) in base_env(None) {
+            cmd.env(k, v);
+        }
+        cmd.env("IRIS_CONFERENCE__SINGLE_PORT", "0");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn iris conference");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut banner = Vec::new();
+        let mut base = None;
+        while base.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("iris conference printed its banner in time");
+            if let Some(rest) = line.split("(listening on ").nth(1) {
+                let addr = rest.trim_end_matches(')').split(',').next().unwrap_or("");
+                base = Some(format!("https://{}", addr.trim()));
+            }
+            banner.push(line);
+        }
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        ConferenceUnit {
+            base: base.unwrap_or_default(),
+            data_dir,
+            banner,
+            child: Some(child),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGKILL: the unit vanishes without a goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM (a drain) without waiting.
+    pub fn sigterm(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for ConferenceUnit {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -1,16 +1,19 @@
-//! A real str0m WebRTC client over loopback UDP for the conference tests: publishes Opus with
-//! audio levels and VP8 in three simulcast layers (payload tagged with source and layer), and
-//! receives into recvonly slots.
-#![allow(dead_code)]
+//! Test kit (feature `testkit`, tests only): a real str0m WebRTC client over loopback UDP that
+//! publishes Opus with audio levels and VP8 in three simulcast layers (payload tagged with source
+//! and layer), receives into recvonly slots, and can restart ICE from a new socket; plus the
+//! usual unit configuration and setups. Signalling is the caller's: through a
+//! [`ConferenceHandle`] or any other path (XMPP, the control channel). Not for production.
+#![allow(clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use iris_conference::{ConferenceHandle, MidKind, Offer, ParticipantId, TrackKind};
+use crate::{ConferenceConfig, ConferenceHandle, MidKind, Notice, Offer, ParticipantId, TrackKind};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::SimulcastLayer;
@@ -21,6 +24,50 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 /// Frame sizes per layer (l, m, h): VP8-sized at 30 fps within the SPEC caps.
 pub const FRAME_SIZES: [usize; 3] = [350, 1_100, 3_000];
 const RIDS: [&str; 3] = ["l", "m", "h"];
+
+/// A unit on loopback in single-port mode with a 2 s vanish timeout.
+pub fn loopback_config() -> ConferenceConfig {
+    ConferenceConfig {
+        bind: [127, 0, 0, 1].into(),
+        single_port: Some(0),
+        vanish_timeout_ms: 2000,
+        ..ConferenceConfig::default()
+    }
+}
+
+/// Publishes audio (loud) and three video layers, receives 3 audio and 12 video slots.
+pub const PUBLISHER: Setup = Setup {
+    tag: 1,
+    audio: true,
+    video: true,
+    audio_slots: 3,
+    video_slots: 12,
+    level: 20,
+};
+
+/// Publishes silent audio only; receives 3 audio and 12 video slots.
+pub fn subscriber(tag: u8) -> Setup {
+    Setup {
+        tag,
+        audio: true,
+        video: false,
+        audio_slots: 3,
+        video_slots: 12,
+        level: 127,
+    }
+}
+
+/// Drains a unit's notices into a list a test can search.
+pub fn collect(mut rx: tokio::sync::mpsc::Receiver<Notice>) -> Arc<Mutex<Vec<Notice>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Some(n) = rx.recv().await {
+            s.lock().expect("lock").push(n);
+        }
+    });
+    seen
+}
 
 /// What a client publishes and receives.
 #[derive(Clone, Copy, Debug)]
@@ -55,12 +102,39 @@ pub struct Client {
     pub shared: Arc<Mutex<Shared>>,
     pub stop: Arc<AtomicBool>,
     pub thread: Option<JoinHandle<()>>,
+    /// The client's current media address (changes on [`Client::restart_ice`]).
     pub addr: SocketAddr,
+    commands: std_mpsc::Sender<Command>,
+    publish: Vec<MidKind>,
+    slots: Vec<MidKind>,
+}
+
+/// Asks the media thread for an ICE restart from a new socket.
+struct Restart {
+    offer: tokio::sync::oneshot::Sender<(String, SocketAddr)>,
+    answer: std_mpsc::Receiver<String>,
+}
+
+enum Command {
+    Restart(Restart),
 }
 
 impl Client {
     /// Negotiates through the unit's handle and starts the client's media thread.
     pub async fn join(handle: &ConferenceHandle, room: &str, nick: &str, setup: Setup) -> Client {
+        Self::join_with(setup, |offer| async move {
+            handle.join(room, nick, offer).await.expect("join")
+        })
+        .await
+    }
+
+    /// Makes the offer, has `signal` deliver it (returning the participant id and the answer),
+    /// and starts the client's media thread.
+    pub async fn join_with<F, Fut>(setup: Setup, signal: F) -> Client
+    where
+        F: FnOnce(Offer) -> Fut,
+        Fut: Future<Output = (ParticipantId, String)>,
+    {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client");
         let addr = socket.local_addr().expect("addr");
         let mut rtc = Rtc::builder().build(Instant::now());
@@ -104,29 +178,25 @@ impl Client {
             }
         }
         let (offer, pending): (_, SdpPendingOffer) = change.apply().expect("offer");
-        let (id, answer) = handle
-            .join(
-                room,
-                nick,
-                Offer {
-                    sdp: offer.to_sdp_string(),
-                    publish,
-                    slots,
-                },
-            )
-            .await
-            .expect("join");
+        let (id, answer) = signal(Offer {
+            sdp: offer.to_sdp_string(),
+            publish: publish.clone(),
+            slots: slots.clone(),
+        })
+        .await;
         let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .expect("answer accepted");
         let shared = Arc::new(Mutex::new(Shared::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let (commands, commands_rx) = std_mpsc::channel();
         let thread = {
             let shared = shared.clone();
             let stop = stop.clone();
             std::thread::spawn(move || {
-                run(rtc, socket, setup, audio_mid, video_mid, shared, stop);
+                let mids = (audio_mid, video_mid);
+                run(rtc, socket, setup, mids, shared, stop, commands_rx);
             })
         };
         Client {
@@ -135,7 +205,43 @@ impl Client {
             stop,
             thread: Some(thread),
             addr,
+            commands,
+            publish,
+            slots,
         }
+    }
+
+    /// Moves to a new local socket (a network change) and restarts ICE: the new offer (same
+    /// tracks and slots, new ICE credentials) goes through `signal`, which returns the answer.
+    /// Media continues on the new address; the participant id stays.
+    pub async fn restart_ice<F, Fut>(&mut self, signal: F)
+    where
+        F: FnOnce(Offer) -> Fut,
+        Fut: Future<Output = String>,
+    {
+        let (offer_tx, offer_rx) = tokio::sync::oneshot::channel();
+        let (answer_tx, answer_rx) = std_mpsc::channel();
+        self.commands
+            .send(Command::Restart(Restart {
+                offer: offer_tx,
+                answer: answer_rx,
+            }))
+            .expect("media thread running");
+        let (sdp, addr) = offer_rx.await.expect("restart offer");
+        let answer = signal(Offer {
+            sdp,
+            publish: self.publish.clone(),
+            slots: self.slots.clone(),
+        })
+        .await;
+        answer_tx.send(answer).expect("media thread running");
+        self.addr = addr;
+    }
+
+    /// Audio and video frames received so far.
+    pub fn frames(&self) -> usize {
+        let s = self.shared.lock().expect("lock");
+        s.got.len() + s.audio_frames.values().sum::<usize>()
     }
 
     /// The layer of the latest frame from `source_tag` received on any video slot since `since`.
@@ -193,16 +299,31 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     cond()
 }
 
+/// Performs an ICE restart from a new socket: offer out, answer in (media pauses meanwhile).
+fn restart(rtc: &mut Rtc, r: Restart) -> Option<UdpSocket> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let addr = socket.local_addr().ok()?;
+    let mut change = rtc.sdp_api();
+    change.ice_restart(false);
+    let (offer, pending) = change.apply()?;
+    r.offer.send((offer.to_sdp_string(), addr)).ok()?;
+    let answer = r.answer.recv_timeout(Duration::from_secs(20)).ok()?;
+    let answer = SdpAnswer::from_sdp_string(&answer).ok()?;
+    rtc.sdp_api().accept_answer(pending, answer).ok()?;
+    rtc.add_local_candidate(Candidate::host(addr, "udp").ok()?);
+    Some(socket)
+}
+
 fn run(
     mut rtc: Rtc,
-    socket: UdpSocket,
+    mut socket: UdpSocket,
     setup: Setup,
-    audio_mid: Option<Mid>,
-    video_mid: Option<Mid>,
+    (audio_mid, video_mid): (Option<Mid>, Option<Mid>),
     shared: Arc<Mutex<Shared>>,
     stop: Arc<AtomicBool>,
+    commands: std_mpsc::Receiver<Command>,
 ) {
-    let local = socket.local_addr().expect("local");
+    let mut local = socket.local_addr().expect("local");
     let mut buf = vec![0_u8; 2000];
     let start = Instant::now();
     let mut next_video = start;
@@ -213,6 +334,15 @@ fn run(
     let mut connected = false;
     let end = start + Duration::from_secs(120);
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        if let Ok(Command::Restart(r)) = commands.try_recv() {
+            match restart(&mut rtc, r) {
+                Some(s) => {
+                    local = s.local_addr().expect("local");
+                    socket = s;
+                }
+                None => return,
+            }
+        }
         let now = Instant::now();
         if connected && now >= next_video {
             next_video += Duration::from_millis(33);
