@@ -353,6 +353,12 @@ export class Conferences {
     for (const ch of kids(c)) {
       if (ch.name === "status") this.setRunning(room, parseStatus(ch));
       if (!cur || cur.room !== room) continue;
+      if (ch.name === "ended") {
+        // The unit serving this bubble stopped or went silent: the server forgot us.
+        this.app.toast("The conference was interrupted — join again to continue");
+        this.cleanup(cur);
+        break;
+      }
       if (ch.name === "roster") this.onRoster(cur, parseRoster(ch));
       else if (ch.name === "slots") cur.slots = parseSlots(ch);
       else if (ch.name === "send-layers") {
