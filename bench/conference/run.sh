@@ -18,8 +18,8 @@
 # CPU seconds in the window (/proc/PID/stat utime+stime), packets per CPU-second, publisher →
 # subscriber latency p50/p99 (send time in the payload, one clock), frame and packet loss; then
 # the ratio Iris/Janus. Env: PUBLISHERS (4), SUBSCRIBERS (16), LAYER (m), WARMUP (3),
-# DURATION (20), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), IRIS_SINGLE_PORT
-# (1: one UDP port; 0: one port per participant), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
+# DURATION (20), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), SINGLE_PORT
+# (Iris: 1 = one UDP port, 0 = one port per participant), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
 # Needs: Debian packages janus, iproute2, util-linux (taskset), python3; root (netns).
 set -euo pipefail
 
@@ -33,7 +33,7 @@ DURATION="${DURATION:-20}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
 SERVERS="${SERVERS:-iris janus}"
-IRIS_SINGLE_PORT="${IRIS_SINGLE_PORT:-1}"
+SINGLE_PORT="${SINGLE_PORT:-1}"
 PASSWORD=bench-password
 IP=10.213.0.1
 PORT=38443
@@ -72,15 +72,18 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     (cd "$root" && cargo build --release -q -p iris -p iris-conference-loadgen)
 fi
 release="${CARGO_TARGET_DIR:-$root/target}/release"
-IRIS_BIN="${IRIS_BIN:-$release/iris}"
+IRIS_EXE="${IRIS_BIN:-$release/iris}"
+unset IRIS_BIN # iris reads every IRIS_* variable as configuration
 LOADGEN="${LOADGEN:-$release/conference-loadgen}"
 participants=$((PUBLISHERS + SUBSCRIBERS))
 
 # The measured process is the server itself (ip netns exec and taskset exec it).
 wait_port() {
-    echo "server pid $server_pid: $(cat "/proc/$server_pid/comm" 2>/dev/null)"
     for _ in $(seq 1 300); do
-        in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null && return 0
+        if in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+            echo "server pid $server_pid ($(cat "/proc/$server_pid/comm" 2>/dev/null))"
+            return 0
+        fi
         sleep 0.1
     done
     echo "server did not listen on $1" >&2
@@ -99,10 +102,10 @@ run_iris() {
         IRIS_XMPP__C2S_LISTEN="[]" IRIS_XMPP__DIRECT_TLS_LISTEN="[]" \
         IRIS_RELAY__UDP_LISTEN="[\"127.0.0.1:0\"]" IRIS_RELAY__TCP_LISTEN="[]" IRIS_RELAY__RELAY_IPS="[\"127.0.0.1\"]" \
         IRIS_CONFERENCE__BIND="$IP" IRIS_CONFERENCE__MAX_PARTICIPANTS=$((participants + 1))
-    if [ "$IRIS_SINGLE_PORT" = 1 ]; then export IRIS_CONFERENCE__SINGLE_PORT=0; fi
+    if [ "$SINGLE_PORT" = 1 ]; then export IRIS_CONFERENCE__SINGLE_PORT=0; fi
     for i in $(seq 0 $((participants - 1))); do echo "bench$i@localhost"; done |
-        xargs -I{} "$IRIS_BIN" user add {} --password "$PASSWORD" --data-dir "$dir" >/dev/null
-    ip netns exec "$ns" taskset -c "$SERVER_CPUS" "$IRIS_BIN" serve --data-dir "$dir" > "$dir/stdout.log" 2>&1 &
+        xargs -I{} "$IRIS_EXE" user add {} --password "$PASSWORD" --data-dir "$dir" >/dev/null
+    ip netns exec "$ns" taskset -c "$SERVER_CPUS" "$IRIS_EXE" serve --data-dir "$dir" > "$dir/stdout.log" 2>&1 &
     server_pid=$!
     wait_port "$PORT"
     loadgen --server iris --url "wss://127.0.0.1:$PORT/xmpp-websocket" --room bench \
