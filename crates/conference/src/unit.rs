@@ -862,6 +862,7 @@ impl Unit {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
+        let mut due = 0;
         for _ in 0..10_000 {
             if !s.rtc.is_alive() {
                 break;
@@ -869,6 +870,9 @@ impl Unit {
             let out = catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output()));
             match out {
                 Ok(Ok(Output::Timeout(t))) => {
+                    if release_due(&mut s.rtc, t, &mut due) {
+                        continue;
+                    }
                     s.next_timeout = t;
                     break;
                 }
@@ -928,9 +932,13 @@ impl Unit {
             return;
         };
         let mut held = Vec::new();
+        let mut due = 0;
         for _ in 0..10_000 {
             match catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output())) {
                 Ok(Ok(Output::Timeout(t))) => {
+                    if release_due(&mut s.rtc, t, &mut due) {
+                        continue;
+                    }
                     s.next_timeout = t;
                     break;
                 }
@@ -1059,6 +1067,25 @@ impl Unit {
     }
 }
 
+/// Most due timeouts handled in one poll (bounds the loop if a session keeps asking).
+const MAX_DUE_ROUNDS: u32 = 64;
+
+/// When a session's timeout is already due, handles it at once and says so (poll again).
+/// str0m's pacer releases queued packets only after a timeout: waiting for the unit's timer
+/// instead (tokio, millisecond granularity, one loop turn per packet) added milliseconds to
+/// every forwarded frame of more than one packet (bench/conference).
+fn release_due(rtc: &mut Rtc, timeout: Instant, rounds: &mut u32) -> bool {
+    let now = Instant::now();
+    if timeout > now || *rounds >= MAX_DUE_ROUNDS {
+        return false;
+    }
+    *rounds += 1;
+    matches!(
+        catch_unwind(AssertUnwindSafe(|| rtc.handle_input(Input::Timeout(now)))),
+        Ok(Ok(()))
+    )
+}
+
 /// Audio levels quieter than this (-dBov) mark silence in forwarded packets.
 fn room_silence() -> u8 {
     70
@@ -1104,4 +1131,32 @@ fn check_offer(offer: &Offer) -> Result<(), ConferenceError> {
         return Err(ConferenceError::BadOffer);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{install_crypto, release_due, MAX_DUE_ROUNDS};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn due_timeouts_are_handled_at_once_and_bounded() {
+        install_crypto();
+        let now = Instant::now();
+        let mut rtc = str0m::Rtc::builder()
+            .enable_bwe(Some(str0m::bwe::Bitrate::kbps(2_500)))
+            .build(now);
+        let mut rounds = 0;
+        assert!(
+            release_due(&mut rtc, now, &mut rounds),
+            "a due timeout is handled"
+        );
+        assert_eq!(rounds, 1);
+        let later = Instant::now() + Duration::from_secs(5);
+        assert!(
+            !release_due(&mut rtc, later, &mut rounds),
+            "a future one waits"
+        );
+        rounds = MAX_DUE_ROUNDS;
+        assert!(!release_due(&mut rtc, now, &mut rounds), "bounded per poll");
+    }
 }

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Conference benchmark: the Iris conference unit vs Janus's videoroom plugin, same load, same
+# machine, one run each, server and load generator pinned to different cores.
+#
+#   bench/conference/run.sh                          # build (release) if needed, both servers
+#   PUBLISHERS=6 SUBSCRIBERS=24 bench/conference/run.sh
+#
+# The load (crates/conference-loadgen, str0m): PUBLISHERS publishers, each sending Opus-sized
+# audio (50 packets/s) and VP8-sized 3-layer simulcast (180p/360p/720p at 100/300/800 kbit/s,
+# 30 frames/s), and SUBSCRIBERS subscribers receiving every publisher's audio and the LAYER
+# layer (m = 360p) of its video, all with real ICE and DTLS-SRTP. Iris is driven over
+# XMPP-over-WebSocket (a bubble, its conference IQs), Janus over its HTTP API (videoroom join,
+# publish, subscribe, configure substream). Janus only gathers candidates on non-loopback
+# interfaces, so everything runs in a scratch network namespace with a veth address
+# (10.213.0.1); traffic to it stays on the local route like loopback.
+#
+# Reports, per server: forwarded packets/s (media packets the subscribers decrypted), server
+# CPU seconds in the window (/proc/PID/stat utime+stime), packets per CPU-second, publisher →
+# subscriber latency p50/p99 (send time in the payload, one clock), frame and packet loss; then
+# the ratio Iris/Janus. Env: PUBLISHERS (4), SUBSCRIBERS (16), LAYER (m), WARMUP (3),
+# DURATION (20), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), SINGLE_PORT
+# (Iris: 1 = one UDP port, 0 = one port per participant), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
+# Needs: Debian packages janus, iproute2, util-linux (taskset), python3; root (netns).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+PUBLISHERS="${PUBLISHERS:-4}"
+SUBSCRIBERS="${SUBSCRIBERS:-16}"
+LAYER="${LAYER:-m}"
+WARMUP="${WARMUP:-3}"
+DURATION="${DURATION:-20}"
+SERVER_CPUS="${SERVER_CPUS:-0}"
+LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
+SERVERS="${SERVERS:-iris janus}"
+SINGLE_PORT="${SINGLE_PORT:-1}"
+PASSWORD=bench-password
+IP=10.213.0.1
+PORT=38443
+JANUS_PORT=38088
+ns="cbench-$$"
+work="$(mktemp -d /tmp/iris-conf-bench.XXXXXX)"
+server_pid=""
+
+for bin in taskset ip janus python3; do
+    command -v "$bin" >/dev/null || { echo "missing $bin" >&2; exit 1; }
+done
+
+stop_server() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+cleanup() {
+    stop_server
+    ip netns del "$ns" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ip netns add "$ns"
+in_ns() { ip netns exec "$ns" "$@"; }
+in_ns ip link set lo up
+in_ns ip link add cb0 type veth peer name cb1
+in_ns ip addr add "$IP/24" dev cb0
+in_ns ip link set cb0 up
+in_ns ip link set cb1 up
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    (cd "$root" && cargo build --release -q -p iris -p iris-conference-loadgen)
+fi
+release="${CARGO_TARGET_DIR:-$root/target}/release"
+IRIS_EXE="${IRIS_BIN:-$release/iris}"
+unset IRIS_BIN # iris reads every IRIS_* variable as configuration
+LOADGEN="${LOADGEN:-$release/conference-loadgen}"
+participants=$((PUBLISHERS + SUBSCRIBERS))
+
+# The measured process is the server itself (ip netns exec and taskset exec it).
+wait_port() {
+    for _ in $(seq 1 300); do
+        if in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+            echo "server pid $server_pid ($(cat "/proc/$server_pid/comm" 2>/dev/null))"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server did not listen on $1" >&2
+    return 1
+}
+
+loadgen() {
+    in_ns taskset -c "$LOADGEN_CPUS" "$LOADGEN" --publishers "$PUBLISHERS" --subscribers "$SUBSCRIBERS" \
+        --layer "$LAYER" --warmup-secs "$WARMUP" --duration-secs "$DURATION" --ip "$IP" \
+        --server-pid "$server_pid" "$@"
+}
+
+run_iris() {
+    local dir="$work/iris"; mkdir -p "$dir"
+    export IRIS_DOMAIN=localhost IRIS_HTTP__LISTEN="[\"127.0.0.1:$PORT\"]" IRIS_HTTP__PLAIN_LISTEN="[]" \
+        IRIS_XMPP__C2S_LISTEN="[]" IRIS_XMPP__DIRECT_TLS_LISTEN="[]" \
+        IRIS_RELAY__UDP_LISTEN="[\"127.0.0.1:0\"]" IRIS_RELAY__TCP_LISTEN="[]" IRIS_RELAY__RELAY_IPS="[\"127.0.0.1\"]" \
+        IRIS_CONFERENCE__BIND="$IP" IRIS_CONFERENCE__MAX_PARTICIPANTS=$((participants + 1))
+    if [ "$SINGLE_PORT" = 1 ]; then export IRIS_CONFERENCE__SINGLE_PORT=0; fi
+    for i in $(seq 0 $((participants - 1))); do echo "bench$i@localhost"; done |
+        xargs -I{} "$IRIS_EXE" user add {} --password "$PASSWORD" --data-dir "$dir" >/dev/null
+    ip netns exec "$ns" taskset -c "$SERVER_CPUS" "$IRIS_EXE" serve --data-dir "$dir" > "$dir/stdout.log" 2>&1 &
+    server_pid=$!
+    wait_port "$PORT"
+    loadgen --server iris --url "wss://127.0.0.1:$PORT/xmpp-websocket" --room bench \
+        --user-prefix bench --password "$PASSWORD" --json "$work/iris.json"
+    stop_server
+}
+
+run_janus() {
+    local dir="$work/janus"; mkdir -p "$dir"
+    for f in "$here"/janus/*.jcfg; do
+        sed -e "s#@DIR@#$dir#g" -e "s#@RTP_MIN@#20000#" -e "s#@RTP_MAX@#40000#" \
+            -e "s#@HTTP_PORT@#$JANUS_PORT#" "$f" > "$dir/$(basename "$f")"
+    done
+    ip netns exec "$ns" taskset -c "$SERVER_CPUS" janus -F "$dir" -C "$dir/janus.jcfg" -o > "$dir/stdout.log" 2>&1 &
+    server_pid=$!
+    wait_port "$JANUS_PORT"
+    loadgen --server janus --url "http://127.0.0.1:$JANUS_PORT/janus" --room 1234 --json "$work/janus.json"
+    stop_server
+}
+
+echo "load: $PUBLISHERS publishers x $SUBSCRIBERS subscribers, layer $LAYER, ${DURATION}s window after ${WARMUP}s warm-up;" \
+    "server on CPU $SERVER_CPUS, load generator on CPU $LOADGEN_CPUS"
+for s in $SERVERS; do
+    echo "== $s"
+    "run_$s"
+done
+
+python3 - "$work" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+r = {}
+for s in ("iris", "janus"):
+    p = os.path.join(work, s + ".json")
+    if os.path.exists(p):
+        r[s] = json.load(open(p))
+print()
+print(f"{'server':8} {'fwd pkt/s':>10} {'CPU s':>7} {'pkt/CPU-s':>10} {'video p50/p99 us':>18} {'audio p50/p99 us':>18} {'frame loss':>10}")
+for s, x in r.items():
+    v, a = x["video_latency_us"], x["audio_latency_us"]
+    print(f"{s:8} {x['pps']:10.0f} {x['server_cpu_s']:7.2f} {x['pps_per_cpu_s'] or 0:10.0f} "
+          f"{str(v['p50']) + ' / ' + str(v['p99']):>18} {str(a['p50']) + ' / ' + str(a['p99']):>18} {100 * x['frame_loss']:9.3f}%")
+if "iris" in r and "janus" in r and r["janus"]["pps_per_cpu_s"]:
+    ratio = r["iris"]["pps_per_cpu_s"] / r["janus"]["pps_per_cpu_s"]
+    print(f"\nIris/Janus forwarded packets per CPU-second: {ratio:.2f}x (goal >= 1.5x)")
+if "iris" in r:
+    print(f"Iris vs LiveKit's published 56-75k forwarded packets/s per core: {r['iris']['pps_per_cpu_s'] or 0:.0f}")
+PY
+echo "(raw JSON in $work)"

@@ -1,0 +1,556 @@
+//! One WebRTC peer of the load: a str0m `Rtc` (ICE, DTLS-SRTP, RTCP) on its own loopback UDP
+//! socket and thread. Publishers send Opus-sized audio and three VP8 simulcast layers (frame
+//! mode, keyframes on PLI/FIR); subscribers run in RTP mode, count decrypted packets, rebuild
+//! frames and take latency and loss from the trailers. Does no signalling (see `iris`, `janus`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpPacket;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::media::{self, Trailer, AUDIO_LAYER, LAYERS};
+
+/// Longest a peer thread runs, whatever happens (bounds every load loop).
+pub const MAX_RUN: Duration = Duration::from_secs(600);
+
+/// What the orchestrator tells every peer.
+#[derive(Default)]
+pub struct Control {
+    /// Count into the report (the measurement window).
+    pub measuring: AtomicBool,
+    /// End the thread.
+    pub stop: AtomicBool,
+}
+
+/// What a peer shows while running.
+#[derive(Default)]
+pub struct Live {
+    /// ICE and DTLS are up.
+    pub connected: AtomicBool,
+    /// Complete frames (valid trailer) received so far.
+    pub frames: AtomicU64,
+    /// Per publisher: the layer of the latest video frame received.
+    pub video_from: Mutex<BTreeMap<u16, u8>>,
+    /// Publishers whose audio arrived.
+    pub audio_from: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// Frame-number range seen on one (publisher, kind) stream.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Range {
+    /// Lowest frame number.
+    pub min: u32,
+    /// Highest frame number.
+    pub max: u32,
+    /// Frames received.
+    pub count: u64,
+}
+
+impl Range {
+    fn add(&mut self, n: u32) {
+        if self.count == 0 {
+            self.min = n;
+            self.max = n;
+        } else {
+            self.min = self.min.min(n);
+            self.max = self.max.max(n);
+        }
+        self.count += 1;
+    }
+
+    /// Frames the sender produced between the first and the last one seen.
+    pub fn expected(&self) -> u64 {
+        if self.count == 0 {
+            0
+        } else {
+            u64::from(self.max - self.min) + 1
+        }
+    }
+}
+
+/// What a peer counted during the measurement window.
+#[derive(Debug, Default)]
+pub struct PeerReport {
+    /// Media packets received (decrypted, non-empty payload).
+    pub packets: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Complete frames with a valid trailer.
+    pub frames: u64,
+    /// Frames that ended (marker) incomplete or without a valid trailer.
+    pub bad_frames: u64,
+    /// Publisher → subscriber latency of video frames (last packet), microseconds.
+    pub video_latency_us: Vec<u32>,
+    /// Same for audio packets.
+    pub audio_latency_us: Vec<u32>,
+    /// Frame ranges per (publisher, layer-or-audio): video layers are merged under 0.
+    pub streams: HashMap<(u16, u8), Range>,
+    /// Video frames received per layer (l, m, h).
+    pub layers: [u64; 3],
+    /// RTP sequence numbers per SSRC: (expected, received).
+    pub seq: HashMap<u32, (u64, u64, u64)>,
+    /// Publisher: frames written (video, all layers) and audio frames.
+    pub sent_video: u64,
+    /// Publisher: audio frames written.
+    pub sent_audio: u64,
+    /// Publisher: keyframe requests received.
+    pub keyframe_requests: u64,
+}
+
+enum Role {
+    Publisher {
+        index: u16,
+        audio: Option<Mid>,
+        video: Option<Mid>,
+    },
+    Subscriber,
+}
+
+/// A negotiated (or negotiating) peer, not yet running.
+pub struct Peer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    role: Role,
+}
+
+/// A sendonly or recvonly m-line this peer offered: (mid, "audio" | "video", sends).
+pub type OfferedMid = (String, &'static str, bool);
+
+fn bind(ip: IpAddr) -> Result<(UdpSocket, SocketAddr)> {
+    let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).context("bind peer socket")?;
+    let addr = socket.local_addr()?;
+    Ok((socket, addr))
+}
+
+fn rtc_for(addr: SocketAddr, rtp_mode: bool) -> Result<Rtc> {
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .set_rtp_mode(rtp_mode)
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(addr, "udp").map_err(|e| anyhow!("candidate: {e}"))?);
+    Ok(rtc)
+}
+
+/// Offer of a publisher: audio (Opus) and video (VP8, rids l, m, h) sendonly.
+pub fn publisher(
+    index: u16,
+    ip: IpAddr,
+) -> Result<(Peer, String, SdpPendingOffer, Vec<OfferedMid>)> {
+    let (socket, addr) = bind(ip)?;
+    let mut rtc = rtc_for(addr, false)?;
+    let mut change = rtc.sdp_api();
+    let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let mut sim = Simulcast::new();
+    for l in LAYERS {
+        sim.add_send_layer(SimulcastLayer::new(l.rid));
+    }
+    let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+    let (offer, pending) = change.apply().ok_or_else(|| anyhow!("no offer"))?;
+    let mids = vec![
+        (audio.to_string(), "audio", true),
+        (video.to_string(), "video", true),
+    ];
+    let peer = Peer {
+        rtc,
+        socket,
+        role: Role::Publisher {
+            index,
+            audio: Some(audio),
+            video: Some(video),
+        },
+    };
+    Ok((peer, offer.to_sdp_string(), pending, mids))
+}
+
+/// Offer of a subscriber with recvonly slots (Iris: the unit fills them).
+pub fn subscriber_offer(
+    audio_slots: usize,
+    video_slots: usize,
+    ip: IpAddr,
+) -> Result<(Peer, String, SdpPendingOffer, Vec<OfferedMid>)> {
+    let (socket, addr) = bind(ip)?;
+    let mut rtc = rtc_for(addr, true)?;
+    let mut change = rtc.sdp_api();
+    let mut mids = Vec::new();
+    for (n, kind, name) in [
+        (audio_slots, MediaKind::Audio, "audio"),
+        (video_slots, MediaKind::Video, "video"),
+    ] {
+        for _ in 0..n {
+            let mid = change.add_media(kind, Direction::RecvOnly, None, None, None);
+            mids.push((mid.to_string(), name, false));
+        }
+    }
+    let (offer, pending) = change.apply().ok_or_else(|| anyhow!("no offer"))?;
+    let peer = Peer {
+        rtc,
+        socket,
+        role: Role::Subscriber,
+    };
+    Ok((peer, offer.to_sdp_string(), pending, mids))
+}
+
+/// A subscriber answering the server's offer (Janus); returns the answer SDP.
+pub fn subscriber_answer(offer: &str, ip: IpAddr) -> Result<(Peer, String)> {
+    let (socket, addr) = bind(ip)?;
+    let mut rtc = rtc_for(addr, true)?;
+    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| anyhow!("server offer: {e}"))?;
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| anyhow!("accept server offer: {e}"))?;
+    let peer = Peer {
+        rtc,
+        socket,
+        role: Role::Subscriber,
+    };
+    Ok((peer, answer.to_sdp_string()))
+}
+
+impl Peer {
+    /// Applies the server's answer to our offer.
+    pub fn accept_answer(&mut self, pending: SdpPendingOffer, answer: &str) -> Result<()> {
+        let answer = SdpAnswer::from_sdp_string(answer).map_err(|e| anyhow!("answer: {e}"))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| anyhow!("accept answer: {e}"))
+    }
+
+    /// Starts the peer's thread.
+    pub fn start(self, control: Arc<Control>) -> PeerHandle {
+        let live = Arc::new(Live::default());
+        let thread = {
+            let live = live.clone();
+            std::thread::spawn(move || run(self, &control, &live))
+        };
+        PeerHandle {
+            live,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A running peer.
+pub struct PeerHandle {
+    /// Live state.
+    pub live: Arc<Live>,
+    thread: Option<JoinHandle<PeerReport>>,
+}
+
+impl PeerHandle {
+    /// Waits for the thread (after [`Control::stop`]) and returns its counts.
+    pub fn join(mut self) -> PeerReport {
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Frame reassembly state of one incoming video SSRC.
+#[derive(Default)]
+struct Assembly {
+    buf: Vec<u8>,
+    timestamp: u32,
+    next_seq: u64,
+    ok: bool,
+    open: bool,
+}
+
+struct Publishing {
+    index: u16,
+    audio: Option<Mid>,
+    video: Option<Mid>,
+    start: Instant,
+    next_video: u64,
+    next_audio: u64,
+    want_key: [bool; 3],
+}
+
+fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
+    let Peer {
+        mut rtc,
+        socket,
+        role,
+    } = peer;
+    let local = match socket.local_addr() {
+        Ok(a) => a,
+        Err(_) => return PeerReport::default(),
+    };
+    let mut publishing = match role {
+        Role::Publisher {
+            index,
+            audio,
+            video,
+        } => Some(Publishing {
+            index,
+            audio,
+            video,
+            start: Instant::now(),
+            next_video: 0,
+            next_audio: 0,
+            want_key: [true; 3],
+        }),
+        Role::Subscriber => None,
+    };
+    let mut report = PeerReport::default();
+    let mut assembly: HashMap<u32, Assembly> = HashMap::new();
+    let mut buf = vec![0_u8; 2048];
+    let mut connected = false;
+    let end = Instant::now() + MAX_RUN;
+    while !control.stop.load(Ordering::Relaxed) && Instant::now() < end {
+        let measuring = control.measuring.load(Ordering::Relaxed);
+        let mut wake = Instant::now() + Duration::from_millis(50);
+        if let (true, Some(p)) = (connected, publishing.as_mut()) {
+            wake = send_due(&mut rtc, p, measuring, &mut report);
+            // Let str0m release what was just written now, not at the next wake-up.
+            let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+        }
+        let mut rounds = 0;
+        let timeout = loop {
+            match rtc.poll_output() {
+                // str0m queues what was written; a due timeout releases the rest at once.
+                Ok(Output::Timeout(t)) if t <= Instant::now() && rounds < 64 => {
+                    rounds += 1;
+                    let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(t)) => {
+                    let _ = socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => {
+                        connected = true;
+                        live.connected.store(true, Ordering::Relaxed);
+                        if let Some(p) = publishing.as_mut() {
+                            p.start = Instant::now();
+                        }
+                    }
+                    Event::RtpPacket(pkt) => {
+                        received(&pkt, measuring, live, &mut report, &mut assembly);
+                    }
+                    Event::KeyframeRequest(r) => {
+                        report.keyframe_requests += 1;
+                        if let Some(p) = publishing.as_mut() {
+                            match r.rid {
+                                Some(rid) => {
+                                    if let Some(i) =
+                                        LAYERS.iter().position(|l| Rid::from(l.rid) == rid)
+                                    {
+                                        p.want_key[i] = true;
+                                    }
+                                }
+                                None => p.want_key = [true; 3],
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+                Err(_) => return report,
+            }
+        };
+        let now = Instant::now();
+        let wake = wake.min(timeout);
+        let wait = wake
+            .saturating_duration_since(now)
+            .max(Duration::from_micros(100));
+        let _ = socket.set_read_timeout(Some(wait));
+        if let Ok((n, source)) = socket.recv_from(&mut buf) {
+            let at = Instant::now();
+            if let Ok(contents) = buf[..n].try_into() {
+                let _ = rtc.handle_input(Input::Receive(
+                    at,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: local,
+                        contents,
+                    },
+                ));
+            }
+        }
+        let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+    }
+    report
+}
+
+/// Writes the frames that are due; returns when the next one is.
+fn send_due(
+    rtc: &mut Rtc,
+    p: &mut Publishing,
+    measuring: bool,
+    report: &mut PeerReport,
+) -> Instant {
+    let video_at =
+        |n: u64| p.start + Duration::from_nanos(n * 1_000_000_000 / u64::from(media::FPS));
+    let audio_at =
+        |n: u64| p.start + Duration::from_nanos(n * 1_000_000_000 / u64::from(media::AUDIO_PPS));
+    let now = Instant::now();
+    while video_at(p.next_video) <= now {
+        let frame = p.next_video;
+        p.next_video += 1;
+        let Some(mid) = p.video else { break };
+        for (i, layer) in LAYERS.iter().enumerate() {
+            let Some(w) = rtc.writer(mid) else { break };
+            let Some(pt) = w
+                .payload_params()
+                .find(|x| x.spec().codec == Codec::Vp8)
+                .map(|x| x.pt())
+            else {
+                break;
+            };
+            let key = p.want_key[i];
+            p.want_key[i] = false;
+            let sent = Instant::now();
+            let t = Trailer {
+                publisher: p.index,
+                layer: i as u8,
+                frame: frame as u32,
+                sent_ns: media::ns_since_epoch(sent),
+            };
+            let data = media::video_frame(i, key, &t);
+            let time = MediaTime::new(frame * 3000, Frequency::NINETY_KHZ);
+            if w.rid(Rid::from(layer.rid))
+                .write(pt, sent, time, data)
+                .is_ok()
+                && measuring
+            {
+                report.sent_video += 1;
+            }
+        }
+    }
+    while audio_at(p.next_audio) <= now {
+        let n = p.next_audio;
+        p.next_audio += 1;
+        let Some(mid) = p.audio else { break };
+        let Some(w) = rtc.writer(mid) else { break };
+        let Some(pt) = w
+            .payload_params()
+            .find(|x| x.spec().codec == Codec::Opus)
+            .map(|x| x.pt())
+        else {
+            break;
+        };
+        let sent = Instant::now();
+        let t = Trailer {
+            publisher: p.index,
+            layer: AUDIO_LAYER,
+            frame: n as u32,
+            sent_ns: media::ns_since_epoch(sent),
+        };
+        let time = MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ);
+        if w.audio_level(-30, true)
+            .write(pt, sent, time, media::audio_frame(&t))
+            .is_ok()
+            && measuring
+        {
+            report.sent_audio += 1;
+        }
+    }
+    video_at(p.next_video).min(audio_at(p.next_audio))
+}
+
+fn received(
+    pkt: &RtpPacket,
+    measuring: bool,
+    live: &Live,
+    report: &mut PeerReport,
+    assembly: &mut HashMap<u32, Assembly>,
+) {
+    if pkt.payload.is_empty() {
+        return; // padding (bandwidth probes)
+    }
+    let ssrc = *pkt.header.ssrc;
+    let seq = *pkt.seq_no;
+    if measuring {
+        report.packets += 1;
+        report.bytes += pkt.payload.len() as u64;
+        let e = report.seq.entry(ssrc).or_insert((seq, seq, 0));
+        e.0 = e.0.min(seq);
+        e.1 = e.1.max(seq);
+        e.2 += 1;
+    }
+    let video = pkt.time.frequency() == Frequency::NINETY_KHZ;
+    if !video {
+        match media::parse_trailer(&pkt.payload) {
+            Some(t) => frame_done(&t, pkt.timestamp, measuring, live, report),
+            None if measuring => report.bad_frames += 1,
+            None => {}
+        }
+        return;
+    }
+    let Some((start, bytes)) = media::vp8_payload(&pkt.payload) else {
+        return;
+    };
+    let a = assembly.entry(ssrc).or_default();
+    if start {
+        a.buf.clear();
+        a.timestamp = pkt.header.timestamp;
+        a.ok = true;
+        a.open = true;
+    } else if !a.open || a.timestamp != pkt.header.timestamp || a.next_seq != seq {
+        a.ok = false;
+    }
+    a.next_seq = seq + 1;
+    a.buf.extend_from_slice(bytes);
+    if pkt.header.marker {
+        let trailer = if a.ok && a.open {
+            media::parse_trailer(&a.buf)
+        } else {
+            None
+        };
+        a.open = false;
+        match trailer {
+            Some(t) => frame_done(&t, pkt.timestamp, measuring, live, report),
+            None if measuring => report.bad_frames += 1,
+            None => {}
+        }
+    }
+}
+
+fn frame_done(t: &Trailer, at: Instant, measuring: bool, live: &Live, report: &mut PeerReport) {
+    live.frames.fetch_add(1, Ordering::Relaxed);
+    let audio = t.layer == AUDIO_LAYER;
+    if audio {
+        if let Ok(mut m) = live.audio_from.lock() {
+            *m.entry(t.publisher).or_default() += 1;
+        }
+    } else if let Ok(mut m) = live.video_from.lock() {
+        m.insert(t.publisher, t.layer);
+    }
+    if !measuring {
+        return;
+    }
+    report.frames += 1;
+    let us = media::ns_since_epoch(at).saturating_sub(t.sent_ns) / 1000;
+    let us = u32::try_from(us).unwrap_or(u32::MAX);
+    let kind = if audio { AUDIO_LAYER } else { 0 };
+    report
+        .streams
+        .entry((t.publisher, kind))
+        .or_default()
+        .add(t.frame);
+    if audio {
+        report.audio_latency_us.push(us);
+    } else {
+        report.video_latency_us.push(us);
+        if let Some(n) = report.layers.get_mut(usize::from(t.layer)) {
+            *n += 1;
+        }
+    }
+}
