@@ -317,6 +317,57 @@ async fn rfc7628_oauthbearer_and_shared_lockout_with_rest() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_logins_beyond_the_hash_pool_are_busy_not_failed() {
+    bounded(async {
+        // one hash at a time, one waiting: of 8 simultaneous PLAIN logins most are refused
+        let config = iris_services::AccountsConfig {
+            argon2_memory_kib: 8 * 1024,
+            argon2_passes: 2,
+            argon2_max_concurrent: 1,
+            argon2_max_queue: 1,
+            ..common::test_accounts_config()
+        };
+        let s = common::start_tuned(config, |_| {}).await;
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let mut c = Client::connect(&s, Via::DirectTls).await;
+            c.expect("</stream:features>").await;
+            clients.push(c);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut c in clients {
+            tasks.spawn(async move {
+                c.sasl_raw("PLAIN", format!("\0alice\0{}", common::PASSWORD).as_bytes())
+                    .await
+            });
+        }
+        let (mut ok, mut busy) = (0, 0);
+        while let Some(answer) = tasks.join_next().await {
+            let answer = answer.expect("task");
+            if answer.contains("<success") {
+                ok += 1;
+            } else {
+                assert!(answer.contains("<temporary-auth-failure/>"), "{answer}");
+                busy += 1;
+            }
+        }
+        assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
+        let stats = s.accounts.hash_stats();
+        assert_eq!(stats.peak_running, 1, "{stats:?}");
+        assert!(stats.memory_allocations <= 1, "{stats:?}");
+        // busy answers are not failed attempts: no lock-out after more than 5 of them
+        let mut c = Client::connect(&s, Via::DirectTls).await;
+        c.expect("</stream:features>").await;
+        let answer = c
+            .sasl_raw("PLAIN", format!("\0alice\0{}", common::PASSWORD).as_bytes())
+            .await;
+        assert!(answer.contains("<success"), "{answer}");
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
+
 /// A SCRAM-SHA-256 exchange with a wrong proof (what a wrong password produces).
 async fn scram_with_wrong_proof(c: &mut Client, user: &str) -> String {
     use base64::Engine;
