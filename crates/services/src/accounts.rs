@@ -248,7 +248,7 @@ impl Accounts {
                 Ok(user)
             }
             _ => {
-                self.count_failure(&key, failures).await?;
+                self.count_failure(&key).await?;
                 Err(Error::InvalidCredentials)
             }
         }
@@ -262,9 +262,7 @@ impl Accounts {
 
     /// Counts a failed login made with another mechanism (SCRAM) against the shared budget.
     pub async fn record_failed_login(&self, login: &str) -> Result<(), Error> {
-        let key = lockout_key(login);
-        let (failures, _) = self.inner.store.login_failures(&key).await?;
-        self.count_failure(&key, failures).await
+        self.count_failure(&lockout_key(login)).await
     }
 
     /// Forgets earlier failures after a successful login made with another mechanism.
@@ -287,21 +285,18 @@ impl Accounts {
         Ok(failures)
     }
 
-    async fn count_failure(&self, key: &str, failures: i64) -> Result<(), Error> {
+    /// One more failure, counted atomically in the store (failures of concurrent streams and
+    /// REST calls are never lost), then the lock it earns.
+    async fn count_failure(&self, key: &str) -> Result<(), Error> {
         let now = now_ms();
-        let failures = failures + 1;
+        let failures = self.inner.store.increment_login_failures(key, now).await?;
         let max = i64::from(self.inner.config.max_failed_logins);
-        let locked_until = if failures >= max {
+        if failures >= max {
             let base = i64::try_from(self.inner.config.lockout_secs).unwrap_or(30) * 1000;
             let doubling = u32::try_from((failures - max).min(20)).unwrap_or(20);
-            now + base.saturating_mul(1i64 << doubling).min(MAX_LOCKOUT_MS)
-        } else {
-            0
-        };
-        self.inner
-            .store
-            .record_login_failure(key, failures, locked_until, now)
-            .await?;
+            let locked_until = now + base.saturating_mul(1i64 << doubling).min(MAX_LOCKOUT_MS);
+            self.inner.store.lock_login(key, locked_until).await?;
+        }
         metrics::counter!("iris_login_failures_total").increment(1);
         // The login is attacker-controlled: log a bounded prefix only.
         let shown: String = key.chars().take(64).collect();
