@@ -107,8 +107,10 @@ impl Sasl {
 
 type CacheKey = (String, String, ScramHash, Vec<u8>, u32);
 /// (ClientKey, ServerKey) per user, password, hash, salt and iterations.
-fn cache() -> &'static Mutex<HashMap<CacheKey, (Vec<u8>, Vec<u8>)>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, (Vec<u8>, Vec<u8>)>>> = OnceLock::new();
+type KeyCache = Mutex<HashMap<CacheKey, (Vec<u8>, Vec<u8>)>>;
+
+fn cache() -> &'static KeyCache {
+    static CACHE: OnceLock<KeyCache> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
