@@ -7,10 +7,12 @@
 # Needs the Debian packages prosody, lua-dbi-sqlite3, ejabberd, erlang-p1-sqlite3, sqlite3,
 # openssl and taskset (util-linux). Each server runs on loopback with a scratch directory,
 # gets the users (Iris: `iris user add`; Prosody and ejabberd: in-band registration), takes the
-# same xmpp-loadgen run (idle sessions → logins/s and memory per session, 1:1 chat with
-# XEP-0198 acks, MUC fan-out), and is stopped by its PID. Env: CLIENTS (50), MESSAGES (100),
-# IDLE (200), MUC_SENDERS (5), MUC_MESSAGES (40), WINDOW (10), SERVER_CPUS (0), LOADGEN_CPUS (1),
-# SERVERS ("iris prosody ejabberd"), SKIP_BUILD=1, IRIS_BIN (target/release/iris).
+# same xmpp-loadgen run (idle sessions → logins/s and memory per session, with SCRAM — SHA-256
+# where offered, else SHA-1 — and again with PLAIN; 1:1 chat with XEP-0198 acks, MUC fan-out),
+# and is stopped by its PID. RUNS repeats the whole round; the table shows medians.
+# Env: CLIENTS (50), MESSAGES (100), IDLE (200), MUC_SENDERS (5), MUC_MESSAGES (40), WINDOW (10),
+# RUNS (1), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris prosody ejabberd"),
+# SCENARIOS ("idle,idle-plain,chat,muc"), SKIP_BUILD=1, IRIS_BIN (target/release/iris).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,6 +23,8 @@ IDLE="${IDLE:-200}"
 MUC_SENDERS="${MUC_SENDERS:-5}"
 MUC_MESSAGES="${MUC_MESSAGES:-40}"
 WINDOW="${WINDOW:-10}"
+RUNS="${RUNS:-1}"
+SCENARIOS="${SCENARIOS:-idle,idle-plain,chat,muc}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
 SERVERS="${SERVERS:-iris prosody ejabberd}"
@@ -28,6 +32,7 @@ PASSWORD=bench-password
 PORT=35443
 work="$(mktemp -d /tmp/iris-xmpp-bench.XXXXXX)"
 server_pid=""
+measured=""
 
 for bin in taskset openssl sqlite3; do
     command -v "$bin" >/dev/null || { echo "missing $bin" >&2; exit 1; }
@@ -39,7 +44,14 @@ stop_server() {
         for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$server_pid" 2>/dev/null || true
     fi
+    # ejabberd's Erlang VM may outlive the ejabberdctl wrapper: stop it by its own PID
+    if [ -n "$measured" ] && kill -0 "$measured" 2>/dev/null; then
+        kill "$measured" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$measured" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$measured" 2>/dev/null || true
+    fi
     server_pid=""
+    measured=""
 }
 trap stop_server EXIT
 
@@ -120,36 +132,46 @@ measured_pid() {
 
 results="$work/results.txt"
 : > "$results"
-for s in $SERVERS; do
-    echo "== $s"
+for run in $(seq 1 "$RUNS"); do
+  for s in $SERVERS; do
+    echo "== $s (run $run of $RUNS)"
+    rm -rf "${work:?}/$s"
     "start_$s"
     sleep 1
-    pid=$(measured_pid)
+    measured=$(measured_pid)
     taskset -c "$LOADGEN_CPUS" timeout 900 "$LOADGEN" --url "$url" --domain localhost \
         --password "$PASSWORD" $register --clients "$CLIENTS" --messages "$MESSAGES" --idle "$IDLE" \
         --muc-senders "$MUC_SENDERS" --muc-messages "$MUC_MESSAGES" --window "$WINDOW" \
-        --server-pid "$pid" 2>&1 | tee "$work/$s.out" || echo "loadgen failed against $s" >&2
-    grep '^RESULT' "$work/$s.out" | sed "s/^RESULT /server=$s /" >> "$results"
+        --mechanism scram --scenarios "$SCENARIOS" \
+        --server-pid "$measured" 2>&1 | tee "$work/$s.out" || echo "loadgen failed against $s" >&2
+    grep '^RESULT' "$work/$s.out" | sed "s/^RESULT /server=$s run=$run /" >> "$results"
     stop_server
-    # ejabberd's Erlang node may outlive the ejabberdctl wrapper
-    pkill -u ejabberd -f "xbench@localhost" 2>/dev/null || true
+  done
 done
 
 python3 - "$results" <<'PY'
-import sys, collections
-rows = collections.defaultdict(dict)
+import sys, collections, statistics
+rows = collections.defaultdict(lambda: collections.defaultdict(list))
 for line in open(sys.argv[1]):
     kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
-    rows[kv["server"]][kv["scenario"]] = kv
+    rows[kv["server"]][kv["scenario"]].append(kv)
 servers = list(rows)
 def g(s, sc, k):
-    try: return float(rows[s][sc][k])
-    except (KeyError, ValueError): return float("nan")
+    vals = []
+    for kv in rows[s][sc]:
+        try: vals.append(float(kv[k]))
+        except (KeyError, ValueError): pass
+    return statistics.median(vals) if vals else float("nan")
 metrics = [("chat msg/s", "chat", "msgs_per_s"), ("chat p50 ms", "chat", "p50_ms"),
            ("chat p99 ms", "chat", "p99_ms"), ("muc msg/s", "muc", "msgs_per_s"),
            ("muc deliveries/s", "muc", "deliveries_per_s"), ("muc p50 ms", "muc", "p50_ms"),
-           ("muc p99 ms", "muc", "p99_ms"), ("logins/s", "idle", "logins_per_s"),
+           ("muc p99 ms", "muc", "p99_ms"), ("logins/s (SCRAM)", "idle", "logins_per_s"),
+           ("logins/s (PLAIN)", "idle-plain", "logins_per_s"),
            ("KiB/idle session", "idle", "kib_per_idle_session")]
+for s in servers:
+    mech = {kv.get("sasl") for kv in rows[s]["idle"]}
+    runs = max((len(v) for v in rows[s].values()), default=0)
+    print(f"{s}: SCRAM logins used {', '.join(sorted(m for m in mech if m))}; {runs} run(s), medians")
 print("\n| metric | " + " | ".join(servers) + " |")
 print("|---|" + "---|" * len(servers))
 for name, sc, k in metrics:

@@ -72,6 +72,10 @@ impl From<Error> for ApiError {
             Error::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", e.to_string()),
             Error::NotFound(_) => ApiError::new(S::NOT_FOUND, "not_found", e.to_string()),
             Error::Conflict(_) => ApiError::new(S::CONFLICT, "conflict", e.to_string()),
+            Error::Busy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+            },
             Error::Unavailable(ref source) => {
                 tracing::error!(error = %source, "storage unavailable");
                 ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", e.to_string())

@@ -2,6 +2,7 @@
 //! sessions and tokens, password changes, and the tenant rules (a company admin sees and
 //! changes only their own company; a superadmin sees all). No wire formats here.
 use crate::clock::now_ms;
+use crate::hash_pool::{HashPool, PoolStats};
 use crate::password::{self, Hasher};
 use crate::tokens::{random_token, refresh_hash, TokenError, TokenKey};
 use crate::Error;
@@ -26,6 +27,12 @@ pub struct AccountsConfig {
     pub argon2_memory_kib: u32,
     /// argon2id passes.
     pub argon2_passes: u32,
+    /// Password hashes computed at once; 0 means one per CPU core. Each keeps one
+    /// `argon2_memory_kib` area allocated after first use.
+    pub argon2_max_concurrent: u32,
+    /// Password checks allowed to wait for a free slot; beyond that a login is refused as
+    /// busy (HTTP 503, XMPP temporary-auth-failure) without counting as a failed attempt.
+    pub argon2_max_queue: u32,
     /// Key that signs access tokens. Empty: generated once and kept in the data directory.
     /// Set it (the same on every node) when several api nodes serve one domain.
     pub token_secret: Secret,
@@ -40,6 +47,8 @@ impl Default for AccountsConfig {
             lockout_secs: 30,
             argon2_memory_kib: 19 * 1024,
             argon2_passes: 2,
+            argon2_max_concurrent: 0,
+            argon2_max_queue: 64,
             token_secret: Secret::default(),
         }
     }
@@ -96,7 +105,7 @@ pub struct Accounts {
 struct Inner {
     store: Store,
     config: AccountsConfig,
-    hasher: Hasher,
+    hashes: HashPool,
     tokens: TokenKey,
     /// A valid hash of a random password, verified against when a login does not exist, so
     /// unknown and known logins take the same time.
@@ -110,12 +119,17 @@ impl Accounts {
             return Err(Error::Internal("empty token secret".into()));
         }
         let hasher = Hasher::new(config.argon2_memory_kib, config.argon2_passes)?;
-        let dummy_hash = hasher.hash(&random_token())?;
+        let hashes = HashPool::new(
+            hasher,
+            usize::try_from(config.argon2_max_concurrent).unwrap_or(1),
+            usize::try_from(config.argon2_max_queue).unwrap_or(0),
+        );
+        let dummy_hash = hashes.hash_now(&random_token())?;
         Ok(Accounts {
             inner: Arc::new(Inner {
                 store,
                 config,
-                hasher,
+                hashes,
                 tokens: TokenKey::new(token_secret),
                 dummy_hash,
             }),
@@ -127,12 +141,13 @@ impl Accounts {
         &self.inner.store
     }
 
+    /// Counters of the password-hashing pool.
+    pub fn hash_stats(&self) -> PoolStats {
+        self.inner.hashes.stats()
+    }
+
     async fn hash(&self, password: &Secret) -> Result<String, Error> {
-        let hasher = self.inner.hasher.clone();
-        let pw = password.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(pw.expose()))
-            .await
-            .map_err(|e| Error::Internal(format!("hash task: {e}")))?
+        self.inner.hashes.hash(password).await
     }
 
     /// Derives the SCRAM-SHA-1 and SCRAM-SHA-256 keys of `password` for XMPP (random salt,
@@ -145,12 +160,9 @@ impl Accounts {
             .map_err(|e| Error::Internal(format!("scram task: {e}")))?
     }
 
-    async fn verify(&self, password: &Secret, hash: String) -> bool {
-        let hasher = self.inner.hasher.clone();
-        let pw = password.clone();
-        tokio::task::spawn_blocking(move || hasher.verify(pw.expose(), &hash))
-            .await
-            .unwrap_or(false)
+    /// `Err(Busy)` when the hashing pool is full (not a failed attempt).
+    async fn verify(&self, password: &Secret, hash: String) -> Result<bool, Error> {
+        self.inner.hashes.verify(password, hash).await
     }
 
     /// Creates an account. `actor = None` is the operator (CLI): any company, any role, the
@@ -214,6 +226,8 @@ impl Accounts {
     /// is locked for `lockout_secs`, doubling with each further failure. Shared by REST and
     /// XMPP (PLAIN here; SCRAM through [`Accounts::login_allowed`] and
     /// [`Accounts::record_failed_login`]) so every mechanism counts against the same budget.
+    /// Unknown logins are checked against a dummy hash, so they take as long as known ones.
+    /// `Err(Busy)` when too many checks are queued; that does not count as a failure.
     pub async fn check_password(&self, login: &str, password: &Secret) -> Result<User, Error> {
         let key = lockout_key(login);
         let failures = self.lock_state(&key).await?;
@@ -225,7 +239,7 @@ impl Accounts {
             Some((u, h)) => (Some(u), h),
             None => (None, self.inner.dummy_hash.clone()),
         };
-        let ok = self.verify(password, hash).await && user.is_some();
+        let ok = self.verify(password, hash).await? && user.is_some();
         match user {
             Some(user) if ok => {
                 if failures > 0 {
@@ -234,23 +248,21 @@ impl Accounts {
                 Ok(user)
             }
             _ => {
-                self.count_failure(&key, failures).await?;
+                self.count_failure(&key).await?;
                 Err(Error::InvalidCredentials)
             }
         }
     }
 
-    /// `Err(Locked)` while `login` is locked out; for mechanisms that check the password
-    /// elsewhere (SCRAM), before they start.
-    pub async fn login_allowed(&self, login: &str) -> Result<(), Error> {
-        self.lock_state(&lockout_key(login)).await.map(|_| ())
+    /// `Err(Locked)` while `login` is locked out, else the failures counted so far; for
+    /// mechanisms that check the password elsewhere (SCRAM), before they start.
+    pub async fn login_allowed(&self, login: &str) -> Result<i64, Error> {
+        self.lock_state(&lockout_key(login)).await
     }
 
     /// Counts a failed login made with another mechanism (SCRAM) against the shared budget.
     pub async fn record_failed_login(&self, login: &str) -> Result<(), Error> {
-        let key = lockout_key(login);
-        let (failures, _) = self.inner.store.login_failures(&key).await?;
-        self.count_failure(&key, failures).await
+        self.count_failure(&lockout_key(login)).await
     }
 
     /// Forgets earlier failures after a successful login made with another mechanism.
@@ -273,21 +285,18 @@ impl Accounts {
         Ok(failures)
     }
 
-    async fn count_failure(&self, key: &str, failures: i64) -> Result<(), Error> {
+    /// One more failure, counted atomically in the store (failures of concurrent streams and
+    /// REST calls are never lost), then the lock it earns.
+    async fn count_failure(&self, key: &str) -> Result<(), Error> {
         let now = now_ms();
-        let failures = failures + 1;
+        let failures = self.inner.store.increment_login_failures(key, now).await?;
         let max = i64::from(self.inner.config.max_failed_logins);
-        let locked_until = if failures >= max {
+        if failures >= max {
             let base = i64::try_from(self.inner.config.lockout_secs).unwrap_or(30) * 1000;
             let doubling = u32::try_from((failures - max).min(20)).unwrap_or(20);
-            now + base.saturating_mul(1i64 << doubling).min(MAX_LOCKOUT_MS)
-        } else {
-            0
-        };
-        self.inner
-            .store
-            .record_login_failure(key, failures, locked_until, now)
-            .await?;
+            let locked_until = now + base.saturating_mul(1i64 << doubling).min(MAX_LOCKOUT_MS);
+            self.inner.store.lock_login(key, locked_until).await?;
+        }
         metrics::counter!("iris_login_failures_total").increment(1);
         // The login is attacker-controlled: log a bounded prefix only.
         let shown: String = key.chars().take(64).collect();

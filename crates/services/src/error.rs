@@ -28,6 +28,9 @@ pub enum Error {
     /// The named thing already exists or the request conflicts with current state.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// Too much work queued (password hashing): try again shortly. Not a failed attempt.
+    #[error("server busy, try again shortly")]
+    Busy,
     /// The database is unreachable or failed; the detail is logged, not shown.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] StoreError),

@@ -7,6 +7,7 @@ pub mod bubbles;
 pub mod clock;
 pub mod contacts;
 pub mod error;
+pub mod hash_pool;
 pub mod password;
 pub mod tokens;
 

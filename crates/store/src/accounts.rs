@@ -311,6 +311,33 @@ impl Store {
         Ok(())
     }
 
+    /// Adds one failure to `login` in a single statement (concurrent failures are never
+    /// lost) and returns the new count.
+    pub async fn increment_login_failures(&self, login: &str, now: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO login_failures (login, failures, locked_until, last_failure) VALUES ($1, 1, 0, $2) \
+             ON CONFLICT (login) DO UPDATE SET failures = login_failures.failures + 1, \
+             last_failure = excluded.last_failure RETURNING failures",
+        )
+        .bind(login)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("failures")?)
+    }
+
+    /// Locks `login` until `locked_until` (Unix milliseconds), never shortening a lock.
+    pub async fn lock_login(&self, login: &str, locked_until: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE login_failures SET locked_until = $1 WHERE login = $2 AND locked_until < $1",
+        )
+        .bind(locked_until)
+        .bind(login)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Forgets the failures of `login` (after a successful login or a password reset).
     pub async fn clear_login_failures(&self, login: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM login_failures WHERE login = $1")

@@ -382,6 +382,8 @@ pub struct RoomRow {
     pub company_id: Option<i64>,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// XEP-0045 moderated room: visitors (occupants without voice) may not send to all.
+    pub moderated: bool,
 }
 
 /// A new room: its owner and first members (bare JID, affiliation).
@@ -405,7 +407,7 @@ pub struct RoomMemberRow {
     pub display_name: Option<String>,
 }
 
-const ROOM_COLUMNS: &str = "r.jid, r.name, r.description, r.company_id, r.created_at";
+const ROOM_COLUMNS: &str = "r.jid, r.name, r.description, r.company_id, r.created_at, r.moderated";
 
 fn room_from_row(r: &AnyRow) -> Result<RoomRow, StoreError> {
     Ok(RoomRow {
@@ -414,6 +416,7 @@ fn room_from_row(r: &AnyRow) -> Result<RoomRow, StoreError> {
         description: r.try_get("description")?,
         company_id: r.try_get("company_id")?,
         created_at: r.try_get("created_at")?,
+        moderated: r.try_get::<i64, _>("moderated")? != 0,
     })
 }
 
@@ -524,6 +527,16 @@ impl Store {
     pub async fn set_room_name(&self, jid: &str, name: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE xmpp_rooms SET name = $1 WHERE jid = $2")
             .bind(name)
+            .bind(jid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Makes `jid` a moderated room or not (XEP-0045 `muc#roomconfig_moderatedroom`).
+    pub async fn set_room_moderated(&self, jid: &str, moderated: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE xmpp_rooms SET moderated = $1 WHERE jid = $2")
+            .bind(i64::from(moderated))
             .bind(jid)
             .execute(self.pool())
             .await?;

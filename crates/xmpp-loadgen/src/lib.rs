@@ -1,5 +1,6 @@
 //! Minimal XMPP client over WebSocket (RFC 7395) for tests and load: `ws://` or `wss://`
-//! (certificate not verified: loopback test servers only), SASL PLAIN, bind, XEP-0198 enable,
+//! (certificate not verified: loopback test servers only), SASL PLAIN or SCRAM-SHA-1/-256
+//! (salted keys cached per user and salt, as clients do), bind, XEP-0198 enable,
 //! one top-level element per WebSocket message. It does not parse XML: elements are text and
 //! the helpers below pick attributes and element text out of them (never panicking).
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,7 +15,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+pub mod scram;
+
+pub use scram::Sasl;
+
 pub const SM: &str = "urn:xmpp:sm:3";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const STEP: Duration = Duration::from_secs(20);
 
 /// Any byte stream the WebSocket runs over (plain TCP or TLS).
@@ -92,6 +98,11 @@ impl Reader {
 
 /// Opens the WebSocket and the XMPP stream (`<open/>`), waits for the first features.
 pub async fn connect(target: &Target) -> Result<(Writer, Reader)> {
+    connect_features(target).await.map(|(w, r, _)| (w, r))
+}
+
+/// [`connect`], also returning the stream features element.
+pub async fn connect_features(target: &Target) -> Result<(Writer, Reader, String)> {
     let (secure, rest) = if let Some(r) = target.url.strip_prefix("wss://") {
         (true, r)
     } else if let Some(r) = target.url.strip_prefix("ws://") {
@@ -129,8 +140,8 @@ pub async fn connect(target: &Target) -> Result<(Writer, Reader)> {
     let (sink, stream) = ws.split();
     let (mut w, mut r) = (Writer(sink), Reader(stream));
     open(&mut w, &target.domain).await?;
-    r.until("</stream:features>").await?;
-    Ok((w, r))
+    let features = r.until("</stream:features>").await?;
+    Ok((w, r, features))
 }
 
 async fn open(w: &mut Writer, domain: &str) -> Result<()> {
@@ -149,13 +160,30 @@ pub async fn login(
     resource: &str,
     sm: bool,
 ) -> Result<(Writer, Reader, String)> {
-    let (mut w, mut r) = connect(target).await?;
-    let b = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-    w.send(&format!(
-        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{b}</auth>"
-    ))
-    .await?;
-    r.until("<success").await?;
+    login_with(target, user, password, resource, sm, Sasl::Plain).await
+}
+
+/// [`login`] with the given SASL mechanism choice.
+pub async fn login_with(
+    target: &Target,
+    user: &str,
+    password: &str,
+    resource: &str,
+    sm: bool,
+    sasl: Sasl,
+) -> Result<(Writer, Reader, String)> {
+    let (mut w, mut r, features) = connect_features(target).await?;
+    match sasl.pick(&features)? {
+        None => {
+            let b = B64.encode(format!("\0{user}\0{password}"));
+            w.send(&format!(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{b}</auth>"
+            ))
+            .await?;
+            r.until("<success").await?;
+        }
+        Some(hash) => scram::authenticate(&mut w, &mut r, hash, user, password).await?,
+    }
     open(&mut w, &target.domain).await?;
     r.until("</stream:features>").await?;
     w.send(&format!(

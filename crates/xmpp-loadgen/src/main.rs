@@ -3,7 +3,9 @@
 //! printing one `RESULT key=value …` line per scenario. Bounded in count and time.
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use iris_xmpp_loadgen::{attr, connect, login, text_of, Reader, Target, Writer, SM};
+use iris_xmpp_loadgen::{
+    attr, connect, connect_features, login_with, text_of, Reader, Sasl, Target, Writer, SM,
+};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug, Clone)]
@@ -44,7 +46,12 @@ struct Args {
     /// MUC service host (default conference.<domain>).
     #[arg(long)]
     muc_service: Option<String>,
-    /// Scenarios to run: any of idle,chat,muc.
+    /// SASL mechanism of every login: scram (SCRAM-SHA-256 if offered, else SCRAM-SHA-1),
+    /// scram-sha-256, scram-sha-1 or plain.
+    #[arg(long, default_value = "scram")]
+    mechanism: Sasl,
+    /// Scenarios to run: any of idle,idle-plain,chat,muc (idle-plain: the idle scenario with
+    /// PLAIN logins, whatever --mechanism says).
     #[arg(long, default_value = "idle,chat,muc")]
     scenarios: String,
 }
@@ -102,8 +109,16 @@ fn target(args: &Args) -> Target {
     }
 }
 
+/// The mechanism `sasl` resolves to on this server (what `login_with` will use).
+async fn mechanism_name(args: &Args, sasl: Sasl) -> Result<&'static str> {
+    let (mut w, _, features) = connect_features(&target(args)).await?;
+    w.close().await;
+    Ok(sasl.pick(&features)?.map_or("PLAIN", |h| h.mechanism()))
+}
+
 /// Logs `n` users in (8 at a time), sends available presence, keeps the sessions open.
-async fn idle(args: &Args) -> Result<()> {
+async fn idle(args: &Args, sasl: Sasl, name: &str) -> Result<()> {
+    let mechanism = mechanism_name(args, sasl).await?;
     // Warm-up: the first concurrent logins grow the server's heap for password hashing
     // (argon2id in Iris) and TLS; that is not per-session memory, so measure from after it.
     let mut warm = tokio::task::JoinSet::new();
@@ -111,12 +126,13 @@ async fn idle(args: &Args) -> Result<()> {
         let args = args.clone();
         warm.spawn(async move {
             let u = user(i % args.clients.max(1));
-            let (mut w, _, _) = login(
+            let (mut w, _, _) = login_with(
                 &target(&args),
                 &u,
                 &args.password,
                 &format!("warm{i}"),
                 true,
+                sasl,
             )
             .await?;
             w.close().await;
@@ -136,12 +152,13 @@ async fn idle(args: &Args) -> Result<()> {
         tasks.spawn(async move {
             let mut held = Vec::new();
             for i in chunk {
-                let (mut w, r, _) = login(
+                let (mut w, r, _) = login_with(
                     &target(&args),
                     &user(i % args.clients.max(1)),
                     &args.password,
                     &format!("idle{i}"),
                     true,
+                    sasl,
                 )
                 .await
                 .with_context(|| format!("login {i}"))?;
@@ -163,7 +180,7 @@ async fn idle(args: &Args) -> Result<()> {
         _ => "n/a".into(),
     };
     println!(
-        "RESULT scenario=idle sessions={n} logins_per_s={:.1} rss_before_kib={} rss_after_kib={} kib_per_idle_session={per}",
+        "RESULT scenario={name} sasl={mechanism} sessions={n} logins_per_s={:.1} rss_before_kib={} rss_after_kib={} kib_per_idle_session={per}",
         n as f64 / elapsed,
         before.unwrap_or(0),
         after.unwrap_or(0),
@@ -283,8 +300,15 @@ async fn chat(args: &Args) -> Result<()> {
     let n = args.clients & !1;
     let mut jobs = Vec::new();
     for i in 0..n {
-        let (writer, reader, _) =
-            login(&target(args), &user(i), &args.password, "chat", true).await?;
+        let (writer, reader, _) = login_with(
+            &target(args),
+            &user(i),
+            &args.password,
+            "chat",
+            true,
+            args.mechanism,
+        )
+        .await?;
         jobs.push(Job {
             writer,
             reader,
@@ -312,7 +336,17 @@ async fn muc(args: &Args) -> Result<()> {
     let n = args.clients;
     let mut clients = Vec::new();
     for i in 0..n {
-        clients.push(login(&target(args), &user(i), &args.password, "muc", true).await?);
+        clients.push(
+            login_with(
+                &target(args),
+                &user(i),
+                &args.password,
+                "muc",
+                true,
+                args.mechanism,
+            )
+            .await?,
+        );
     }
     // owner creates the room, accepts the default configuration, makes everyone a member
     {
@@ -385,7 +419,10 @@ async fn main() -> Result<()> {
     }
     for s in args.scenarios.split(',') {
         match s.trim() {
-            "idle" => idle(&args).await.context("idle")?,
+            "idle" => idle(&args, args.mechanism, "idle").await.context("idle")?,
+            "idle-plain" => idle(&args, Sasl::Plain, "idle-plain")
+                .await
+                .context("idle-plain")?,
             "chat" => chat(&args).await.context("chat")?,
             "muc" => muc(&args).await.context("muc")?,
             other => bail!("unknown scenario {other}"),

@@ -72,7 +72,9 @@ impl Failure {
                 StanzaErrorCondition::NotAuthorized
             }
             Failure::Service(E::Locked { .. }) => StanzaErrorCondition::PolicyViolation,
-            Failure::Unavailable => StanzaErrorCondition::ServiceUnavailable,
+            Failure::Unavailable | Failure::Service(E::Busy) => {
+                StanzaErrorCondition::ServiceUnavailable
+            }
             Failure::NotImplemented => StanzaErrorCondition::FeatureNotImplemented,
             Failure::NotMember => StanzaErrorCondition::RegistrationRequired,
             Failure::Conflict => StanzaErrorCondition::Conflict,

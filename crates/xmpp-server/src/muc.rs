@@ -1,15 +1,17 @@
 //! XEP-0045 multi-user chat at `conference.<domain>`: persistent members-only rooms
 //! ("bubbles") kept in the database, occupants in memory, join with history, groupchat
-//! fan-out through the archive, mediated invitations, affiliations, kicks and bans (by nick or
-//! JID), room destruction and basic configuration. Rooms created, changed or deleted over REST
-//! (`iris_services::Bubbles`) reach occupants through [`Hub::bubble_changes`].
-//! Not covered: anonymous rooms, voice requests, nick changes.
+//! fan-out through the archive, mediated invitations (kept offline for invitees not online),
+//! affiliations, kicks and bans (by nick or JID), nick changes, moderated rooms with voice
+//! (visitor and participant roles), room destruction and basic configuration. Rooms created,
+//! changed or deleted over REST (`iris_services::Bubbles`) reach occupants through
+//! [`Hub::bubble_changes`]. Not covered: anonymous rooms, voice requests (§7.13), granting
+//! the moderator role to non-admins.
 use crate::error::Failure;
 use crate::hub::{stopped, Hub};
 use crate::session::Session;
 use crate::util::{el, format_time, now_ms, ns, random_id, set, text_el, Jid};
 use iris_services::BubbleEvent;
-use iris_store::{ArchiveQuery, ArchiveRow, NewRoom};
+use iris_store::{ArchiveQuery, ArchiveRow, NewRoom, OfflineRow};
 use iris_xmpp::wire::{element_to_string, iq_result};
 use iris_xmpp::Element;
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 const CONFERENCE: &str = "jabber:x:conference";
+const MODERATED_FIELD: &str = "muc#roomconfig_moderatedroom";
 
 /// One occupant of a room.
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub(crate) struct Occupant {
     pub nick: String,
     pub full: String,
     pub affiliation: String,
+    /// `moderator`, `participant` or `visitor` (no voice in a moderated room).
+    pub role: String,
 }
 
 /// Occupants of every room with someone in it.
@@ -73,6 +78,45 @@ impl Rooms {
         })
     }
 
+    /// XEP-0045 §7.6: gives the occupant `full` the nick `nick`; `Err(true)` when another
+    /// session holds it, `Err(false)` when `full` is not in the room. Returns the new state.
+    fn rename(&self, room: &str, full: &str, nick: &str) -> Result<Occupant, bool> {
+        self.with(|m| {
+            let list = m.get_mut(room).ok_or(false)?;
+            if list.iter().any(|o| o.nick == nick && o.full != full) {
+                return Err(true);
+            }
+            let o = list.iter_mut().find(|o| o.full == full).ok_or(false)?;
+            o.nick = nick.to_owned();
+            Ok(o.clone())
+        })
+    }
+
+    /// Sets the role of the occupant `full`; returns them with the new role.
+    fn set_role(&self, room: &str, full: &str, role: &str) -> Option<Occupant> {
+        self.with(|m| {
+            let o = m.get_mut(room)?.iter_mut().find(|o| o.full == full)?;
+            o.role = role.to_owned();
+            Some(o.clone())
+        })
+    }
+
+    /// Gives every visitor of `room` voice (the room stopped being moderated); returns them.
+    fn voice_all(&self, room: &str) -> Vec<Occupant> {
+        self.with(|m| {
+            let Some(list) = m.get_mut(room) else {
+                return Vec::new();
+            };
+            list.iter_mut()
+                .filter(|o| o.role == "visitor")
+                .map(|o| {
+                    o.role = "participant".to_owned();
+                    o.clone()
+                })
+                .collect()
+        })
+    }
+
     /// Takes every occupant out of `room` (it was destroyed).
     fn clear(&self, room: &str) -> Vec<Occupant> {
         self.with(|m| m.remove(room).unwrap_or_default())
@@ -90,6 +134,11 @@ impl Rooms {
                 .filter(|o| crate::util::bare_of(&o.full) == bare)
             {
                 o.affiliation = affiliation.to_owned();
+                // a new admin or owner moderates; a former one keeps voice
+                let role = role_of(affiliation);
+                if role == "moderator" || o.role == "moderator" {
+                    o.role = role.to_owned();
+                }
                 changed.push(o.clone());
             }
             changed
@@ -109,6 +158,8 @@ impl Rooms {
     }
 }
 
+/// XEP-0045 §5.1.3: the default role of an affiliation in a members-only room (members are
+/// participants there, moderated or not).
 fn role_of(affiliation: &str) -> &'static str {
     match affiliation {
         "owner" | "admin" => "moderator",
@@ -129,10 +180,10 @@ fn occupant_presence(
         set(&mut p, "type", k);
     }
     let mut x = el("x", MUC_USER, &[]);
-    let role = if kind == Some("unavailable") {
+    let role = if kind == Some("unavailable") && !codes.contains(&"303") {
         "none"
     } else {
-        role_of(&o.affiliation)
+        o.role.as_str()
     };
     x.append_child(el(
         "item",
@@ -200,10 +251,18 @@ impl Session {
         if !is_member(affiliation.as_deref()) {
             return Err(Failure::NotMember);
         }
+        let previous = self.hub.rooms.occupant_by_full(&room, &full);
+        if let Some(prev) = previous.as_ref().filter(|p| p.nick != nick) {
+            return self.muc_change_nick(&room, prev, &nick);
+        }
+        let affiliation = affiliation.unwrap_or_default();
         let me = Occupant {
             nick,
             full: full.clone(),
-            affiliation: affiliation.unwrap_or_default(),
+            role: previous
+                .map(|p| p.role)
+                .unwrap_or_else(|| role_of(&affiliation).to_owned()),
+            affiliation,
         };
         let already = self.hub.rooms.occupant_by_full(&room, &full).is_some();
         if !self.hub.rooms.join(&room, me.clone()) {
@@ -281,6 +340,38 @@ impl Session {
         Ok(())
     }
 
+    /// XEP-0045 §7.6: an occupant takes another nick. Everyone (the occupant with 110 too)
+    /// gets unavailable presence from the old nick with status 303 and the new nick, then
+    /// presence from the new nick. A nick held by someone else is a conflict.
+    fn muc_change_nick(&mut self, room: &str, prev: &Occupant, nick: &str) -> Result<(), Failure> {
+        let renamed = match self.hub.rooms.rename(room, &prev.full, nick) {
+            Ok(o) => o,
+            Err(true) => return Err(Failure::Conflict),
+            Err(false) => return Err(Failure::NotAcceptable),
+        };
+        for o in self.hub.rooms.occupants(room) {
+            let own = o.full == prev.full;
+            let codes: &[&str] = if own { &["303", "110"] } else { &["303"] };
+            let mut gone = occupant_presence(room, prev, &o.full, Some("unavailable"), codes);
+            if let Some(item) = gone
+                .get_child_mut("x", MUC_USER)
+                .and_then(|x| x.get_child_mut("item", MUC_USER))
+            {
+                set(item, "nick", nick);
+            }
+            let codes: &[&str] = if own { &["110"] } else { &[] };
+            let now = occupant_presence(room, &renamed, &o.full, None, codes);
+            if own {
+                let _ = self.stream.send_stanza(&gone);
+                let _ = self.stream.send_stanza(&now);
+            } else {
+                self.hub.send_full(&o.full, gone);
+                self.hub.send_full(&o.full, now);
+            }
+        }
+        Ok(())
+    }
+
     /// Leaves `room` (explicitly or when the session ends).
     pub(crate) fn muc_leave(&mut self, room: &str, full: &str) {
         self.rooms.retain(|r| r != room);
@@ -340,6 +431,10 @@ impl Session {
         }
         if msg.attr("type") != Some("groupchat") {
             return Err(Failure::BadRequest);
+        }
+        // §7.4 / §8.4: a visitor (no voice in a moderated room) may not send to everyone
+        if me.role == "visitor" {
+            return Err(Failure::Forbidden);
         }
         let mut out = msg.clone();
         iris_xmpp::wire::remove_attr(&mut out, "to");
@@ -466,8 +561,14 @@ impl Session {
                         ("name", &row.name),
                     ],
                 ));
+                let moderation = if row.moderated {
+                    "muc_moderated"
+                } else {
+                    "muc_unmoderated"
+                };
                 for f in [
                     MUC,
+                    moderation,
                     "muc_membersonly",
                     "muc_persistent",
                     "muc_nonanonymous",
@@ -481,6 +582,37 @@ impl Session {
             }
             ("set", "query", ns::MAM) if is_member(aff.as_deref()) => {
                 self.mam_query_for(iq, payload, room).await
+            }
+            ("get", "query", MUC_ADMIN)
+                if payload
+                    .get_child("item", MUC_ADMIN)
+                    .is_some_and(|i| i.attr("role").is_some()) =>
+            {
+                // §8.5 voice list, §8.7 moderator list: occupants by role, for moderators
+                if !matches!(aff.as_deref(), Some("owner" | "admin")) {
+                    return Err(Failure::Forbidden);
+                }
+                let wanted = payload
+                    .get_child("item", MUC_ADMIN)
+                    .and_then(|i| i.attr("role"))
+                    .unwrap_or_default();
+                let mut q = el("query", MUC_ADMIN, &[]);
+                for o in self.hub.rooms.occupants(&room) {
+                    if o.role == wanted {
+                        q.append_child(el(
+                            "item",
+                            MUC_ADMIN,
+                            &[
+                                ("nick", &o.nick),
+                                ("role", &o.role),
+                                ("affiliation", &o.affiliation),
+                                ("jid", &o.full),
+                            ],
+                        ));
+                    }
+                }
+                self.muc_reply(iq, Some(q));
+                Ok(())
             }
             ("get", "query", MUC_ADMIN) if is_member(aff.as_deref()) => {
                 let wanted = payload
@@ -535,6 +667,14 @@ impl Session {
                 );
                 name.append_child(text_el("value", ns::DATA, &row.name));
                 x.append_child(name);
+                let mut moderated = el(
+                    "field",
+                    ns::DATA,
+                    &[("var", MODERATED_FIELD), ("type", "boolean")],
+                );
+                let value = if row.moderated { "1" } else { "0" };
+                moderated.append_child(text_el("value", ns::DATA, value));
+                x.append_child(moderated);
                 let mut q = el("query", MUC_OWNER, &[]);
                 q.append_child(x);
                 self.muc_reply(iq, Some(q));
@@ -557,6 +697,20 @@ impl Session {
                         .map(Element::text);
                     if let Some(name) = name {
                         self.hub.store.set_room_name(&room, &name).await?;
+                    }
+                    let moderated = x
+                        .children()
+                        .find(|f| f.attr("var") == Some(MODERATED_FIELD))
+                        .and_then(|f| f.get_child("value", ns::DATA))
+                        .map(|v| matches!(v.text().trim(), "1" | "true"));
+                    if let Some(moderated) = moderated {
+                        self.hub.store.set_room_moderated(&room, moderated).await?;
+                        if !moderated {
+                            // nobody is without voice in an unmoderated room
+                            for o in self.hub.rooms.voice_all(&room) {
+                                self.hub.role_changed(&room, &o, "");
+                            }
+                        }
                     }
                 }
                 self.muc_reply(iq, None);
@@ -609,13 +763,36 @@ impl Session {
             .map(Element::text)
             .unwrap_or_default();
         if let Some(role) = item.attr("role") {
-            // §8.2: kick by nick (role none); other role changes are not supported
+            // §8.2 kick (role none), §8.3 grant voice (participant), §8.4 revoke voice
+            // (visitor, moderated rooms only); moderators keep their role
             let occupant = by_nick.ok_or(Failure::NotAcceptable)?;
-            if role != "none" {
-                return Err(Failure::NotImplemented);
+            match role {
+                "none" => {
+                    self.hub
+                        .remove_occupants(room, &occupant.full, "307", &reason);
+                }
+                "participant" | "visitor" => {
+                    if occupant.role == "moderator" {
+                        return Err(Failure::NotAllowed);
+                    }
+                    if role == "visitor"
+                        && !self
+                            .hub
+                            .store
+                            .room(room)
+                            .await?
+                            .is_some_and(|r| r.moderated)
+                    {
+                        return Err(Failure::NotAllowed);
+                    }
+                    if occupant.role != role {
+                        if let Some(o) = self.hub.rooms.set_role(room, &occupant.full, role) {
+                            self.hub.role_changed(room, &o, &reason);
+                        }
+                    }
+                }
+                _ => return Err(Failure::NotImplemented),
             }
-            self.hub
-                .remove_occupants(room, &occupant.full, "307", &reason);
             return Ok(());
         }
         let a = item.attr("affiliation").ok_or(Failure::BadRequest)?;
@@ -674,7 +851,26 @@ impl Hub {
         }
     }
 
+    /// §8.3/§8.4: everyone in `room` learns the occupant's new role (they with status 110).
+    pub(crate) fn role_changed(&self, room: &str, o: &Occupant, reason: &str) {
+        for to in self.rooms.occupants(room) {
+            let codes: &[&str] = if to.full == o.full { &["110"] } else { &[] };
+            let mut p = occupant_presence(room, o, &to.full, None, codes);
+            if !reason.is_empty() {
+                if let Some(item) = p
+                    .get_child_mut("x", MUC_USER)
+                    .and_then(|x| x.get_child_mut("item", MUC_USER))
+                {
+                    item.append_child(text_el("reason", MUC_USER, reason));
+                }
+            }
+            self.send_full(&to.full, p);
+        }
+    }
+
     /// XEP-0045 §7.8.2: a mediated invitation from `room` to `invitee` on behalf of `by`.
+    /// An invitee with no available session gets it from offline storage when they next
+    /// send initial presence.
     pub(crate) fn send_invitation(&self, room: &str, invitee: &str, by: &str, reason: &str) {
         let mut m = el(
             "message",
@@ -689,9 +885,29 @@ impl Hub {
         x.append_child(inv);
         m.append_child(x);
         m.append_child(el("x", CONFERENCE, &[("jid", room)]));
-        if let Some(j) = Jid::parse(invitee) {
-            self.deliver_message(&m, &j);
+        let Some(j) = Jid::parse(invitee) else {
+            return;
+        };
+        if self.deliver_message(&m, &j) > 0 {
+            return;
         }
+        let now = now_ms();
+        crate::handlers::add_delay(&mut m, &self.domain, now);
+        let Some(stanza) = element_to_string(&m) else {
+            return;
+        };
+        let row = OfflineRow {
+            owner: invitee.to_owned(),
+            created_at: now,
+            stanza,
+        };
+        let archive = self.archive.clone();
+        tokio::spawn(async move {
+            let stored = archive.submit(Vec::new(), vec![row], Box::new(|| {})).await;
+            if !matches!(stored.await, Ok(true)) {
+                tracing::warn!("an offline MUC invitation was not stored");
+            }
+        });
     }
 
     /// After `bare`'s affiliation with `room` changed: invite a new member, remove occupants

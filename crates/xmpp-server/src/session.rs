@@ -205,7 +205,8 @@ pub(crate) struct Session {
     /// Without XEP-0198: offline rows up to this id are deleted once the write succeeded.
     pub offline_unflushed: Option<i64>,
     /// Login of a SCRAM exchange in progress, counted against the shared lock-out budget.
-    scram_login: Option<String>,
+    /// SCRAM in progress: the login and its failures counted before this attempt.
+    scram_login: Option<(String, i64)>,
 }
 
 /// Serves one connection until it ends, then tears the session down.
@@ -334,11 +335,11 @@ impl Session {
             } => {
                 let login = self.login(&username);
                 // A locked-out login fails like a wrong password, without revealing the lock.
-                let keys = match self.hub.accounts.login_allowed(&login).await {
-                    Ok(()) => scram_keys(&self.hub, &login, mechanism).await,
-                    Err(_) => None,
+                let (keys, failures) = match self.hub.accounts.login_allowed(&login).await {
+                    Ok(failures) => (scram_keys(&self.hub, &login, mechanism).await, failures),
+                    Err(_) => (None, 0),
                 };
-                self.scram_login = Some(login);
+                self.scram_login = Some((login, failures));
                 let _ = match keys {
                     Some(k) => self.stream.provide_credentials(k),
                     None => self.stream.credentials_not_found(),
@@ -347,14 +348,18 @@ impl Session {
             Event::VerifyPlain { username, password } => {
                 let login = self.login(&username);
                 let secret = iris_model::Secret::new(password.expose());
-                let ok = match self.hub.accounts.check_password(&login, &secret).await {
+                let _ = match self.hub.accounts.check_password(&login, &secret).await {
                     Ok(user) => {
                         self.user = Some(user);
-                        true
+                        self.stream.plain_result(true)
                     }
-                    Err(_) => false,
+                    Err(
+                        iris_services::Error::Busy
+                        | iris_services::Error::Unavailable(_)
+                        | iris_services::Error::Internal(_),
+                    ) => self.stream.plain_try_later(),
+                    Err(_) => self.stream.plain_result(false),
                 };
-                let _ = self.stream.plain_result(ok);
             }
             Event::VerifyToken { token, .. } => {
                 let username = match self.hub.accounts.authenticate(token.expose()).await {
@@ -369,8 +374,10 @@ impl Session {
             }
             Event::Authenticated { username, .. } => {
                 let login = self.login(&username);
-                if self.scram_login.take().is_some() {
-                    let _ = self.hub.accounts.record_successful_login(&login).await;
+                if let Some((_, failures)) = self.scram_login.take() {
+                    if failures > 0 {
+                        let _ = self.hub.accounts.record_successful_login(&login).await;
+                    }
                 }
                 if self.user.as_ref().is_none_or(|u| u.login.as_str() != login) {
                     self.user = match iris_model::Login::parse(&login) {
@@ -398,7 +405,7 @@ impl Session {
             } => {
                 tracing::info!(?mechanism, ?condition, "XMPP authentication failed");
                 // PLAIN failures are counted by check_password; SCRAM ones here.
-                if let Some(login) = self.scram_login.take() {
+                if let Some((login, _)) = self.scram_login.take() {
                     let _ = self.hub.accounts.record_failed_login(&login).await;
                 }
             }
@@ -449,12 +456,6 @@ async fn scram_keys(hub: &Hub, login: &str, mechanism: Mechanism) -> Option<Scra
         Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => (ScramHash::Sha1, "SCRAM-SHA-1"),
         Mechanism::OAuthBearer | Mechanism::Plain => return None,
     };
-    // a locked login (REST and PLAIN share the budget) gets fake keys and fails
-    if let Ok((_, locked_until)) = hub.store.login_failures(login).await {
-        if locked_until > now_ms() {
-            return None;
-        }
-    }
     let row = hub.store.scram_keys(login, name).await.ok().flatten()?;
     Some(ScramKeys {
         hash,

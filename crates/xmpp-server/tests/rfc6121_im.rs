@@ -317,6 +317,124 @@ async fn rfc7628_oauthbearer_and_shared_lockout_with_rest() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_logins_beyond_the_hash_pool_are_busy_not_failed() {
+    bounded(async {
+        // one hash at a time, one waiting: of 8 simultaneous PLAIN logins most are refused
+        let config = iris_services::AccountsConfig {
+            argon2_memory_kib: 8 * 1024,
+            argon2_passes: 2,
+            argon2_max_concurrent: 1,
+            argon2_max_queue: 1,
+            ..common::test_accounts_config()
+        };
+        let s = common::start_tuned(config, |_| {}).await;
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let mut c = Client::connect(&s, Via::DirectTls).await;
+            c.expect("</stream:features>").await;
+            clients.push(c);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut c in clients {
+            tasks.spawn(async move {
+                c.sasl_raw("PLAIN", format!("\0alice\0{}", common::PASSWORD).as_bytes())
+                    .await
+            });
+        }
+        let (mut ok, mut busy) = (0, 0);
+        while let Some(answer) = tasks.join_next().await {
+            let answer = answer.expect("task");
+            if answer.contains("<success") {
+                ok += 1;
+            } else {
+                assert!(answer.contains("<temporary-auth-failure/>"), "{answer}");
+                busy += 1;
+            }
+        }
+        assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
+        let stats = s.accounts.hash_stats();
+        assert_eq!(stats.peak_running, 1, "{stats:?}");
+        assert!(stats.memory_allocations <= 1, "{stats:?}");
+        // busy answers are not failed attempts: no lock-out after more than 5 of them
+        let mut c = Client::connect(&s, Via::DirectTls).await;
+        c.expect("</stream:features>").await;
+        let answer = c
+            .sasl_raw("PLAIN", format!("\0alice\0{}", common::PASSWORD).as_bytes())
+            .await;
+        assert!(answer.contains("<success"), "{answer}");
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_failures_are_all_counted() {
+    bounded(async {
+        let config = iris_services::AccountsConfig {
+            max_failed_logins: 12,
+            ..common::test_accounts_config()
+        };
+        let s = common::start_tuned(config, |_| {}).await;
+        // 6 wrong SCRAM proofs on 6 streams and 6 wrong REST passwords, all at once
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..12 {
+            let accounts = s.accounts.clone();
+            let mut c = if i % 2 == 0 {
+                let mut c = Client::connect(&s, Via::DirectTls).await;
+                c.expect("</stream:features>").await;
+                Some(c)
+            } else {
+                None
+            };
+            tasks.spawn(async move {
+                match c.as_mut() {
+                    Some(c) => {
+                        let answer = scram_with_wrong_proof(c, "bob").await;
+                        assert!(answer.contains("<failure"), "{answer}");
+                    }
+                    None => {
+                        let wrong = iris_model::Secret::new("wrong password!");
+                        assert!(accounts.login("bob@example.com", &wrong).await.is_err());
+                    }
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task");
+        }
+        // the failure events of the last streams may still be in flight: wait for the count
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut counted = 0;
+        while tokio::time::Instant::now() < deadline {
+            counted = s
+                .store
+                .login_failures("bob@example.com")
+                .await
+                .expect("store")
+                .0;
+            if counted >= 12 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(counted, 12, "every concurrent failure is counted");
+        let rest = s
+            .accounts
+            .login(
+                "bob@example.com",
+                &iris_model::Secret::new(common::PASSWORD),
+            )
+            .await;
+        assert!(
+            matches!(rest, Err(iris_services::Error::Locked { .. })),
+            "{rest:?}"
+        );
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
+
 /// A SCRAM-SHA-256 exchange with a wrong proof (what a wrong password produces).
 async fn scram_with_wrong_proof(c: &mut Client, user: &str) -> String {
     use base64::Engine;

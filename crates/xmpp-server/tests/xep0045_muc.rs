@@ -166,3 +166,185 @@ async fn xep0045_kick_ban_by_nick_and_destroy() {
     })
     .await;
 }
+
+const ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+
+async fn make_member(owner: &mut Client, room: &str, who: &str) {
+    owner
+        .send(&format!(
+            "<iq type='set' id='m-{who}' to='{room}'><query xmlns='{ADMIN}'><item jid='{who}@example.com' affiliation='member'/></query></iq>"
+        ))
+        .await;
+    owner
+        .expect_with(&format!("id='m-{who}'"), "type='result'")
+        .await;
+}
+
+#[tokio::test]
+async fn xep0045_7_6_nick_change_with_status_303() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        let room = "nick-room@conference.example.com";
+        let mut alice = online(&s, "alice").await;
+        let mut bob = online(&s, "bob").await;
+        join(&mut alice, room, "Alice").await;
+        make_member(&mut alice, room, "bob").await;
+        join(&mut bob, room, "Bob").await;
+        alice.expect(&format!("from='{room}/Bob'")).await;
+
+        bob.send(&format!("<presence to='{room}/Robert'/>")).await;
+        // everyone: unavailable from the old nick with 303 and the new nick, then the new nick
+        let gone = alice.expect_with("code='303'", "</presence>").await;
+        assert!(gone.contains(&format!("from='{room}/Bob'")), "{gone}");
+        assert!(
+            gone.contains("type='unavailable'") && gone.contains("nick='Robert'"),
+            "{gone}"
+        );
+        assert!(gone.contains("role='participant'"), "{gone}");
+        let now = alice
+            .expect_with(&format!("from='{room}/Robert'"), "</presence>")
+            .await;
+        assert!(!now.contains("type='unavailable'"), "{now}");
+        // the occupant's own copies carry 110 as well
+        let own = bob.expect_with("code='303'", "</presence>").await;
+        assert!(
+            own.contains("code='110'") && own.contains("nick='Robert'"),
+            "{own}"
+        );
+        let own_now = bob
+            .expect_with(&format!("from='{room}/Robert'"), "</presence>")
+            .await;
+        assert!(own_now.contains("code='110'"), "{own_now}");
+
+        // messages now come from the new nick
+        bob.send(&format!(
+            "<message to='{room}' type='groupchat' id='n1'><body>renamed-1</body></message>"
+        ))
+        .await;
+        let got = alice.expect_with("renamed-1", "</message>").await;
+        assert!(got.contains(&format!("from='{room}/Robert'")), "{got}");
+
+        // a nick held by another occupant is a conflict, and nothing changes
+        bob.send(&format!("<presence to='{room}/Alice'/>")).await;
+        let err = bob.expect_with("type='error'", "</presence>").await;
+        assert!(err.contains("conflict"), "{err}");
+        assert!(
+            alice
+                .silent("code='303'", std::time::Duration::from_millis(300))
+                .await
+        );
+        bob.send(&format!(
+            "<message to='{room}' type='groupchat' id='n2'><body>renamed-2</body></message>"
+        ))
+        .await;
+        let got = alice.expect_with("renamed-2", "</message>").await;
+        assert!(got.contains(&format!("from='{room}/Robert'")), "{got}");
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn xep0045_8_3_8_4_voice_in_a_moderated_room() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        let room = "voice-room@conference.example.com";
+        let mut alice = online(&s, "alice").await;
+        let mut bob = online(&s, "bob").await;
+        join(&mut alice, room, "Alice").await;
+        make_member(&mut alice, room, "bob").await;
+        join(&mut bob, room, "Bob").await;
+
+        // not moderated yet: voice cannot be revoked
+        let revoke = format!(
+            "<iq type='set' id='v1' to='{room}'><query xmlns='{ADMIN}'><item nick='Bob' role='visitor'><reason>quiet</reason></item></query></iq>"
+        );
+        alice.send(&revoke).await;
+        alice.expect_with("id='v1'", "not-allowed").await;
+
+        // the owner makes the room moderated through the configuration form
+        alice.send(&format!("<iq type='get' id='c1' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>")).await;
+        let form = alice.expect_with("id='c1'", "</iq>").await;
+        assert!(form.contains("muc#roomconfig_moderatedroom"), "{form}");
+        alice.send(&format!(
+            "<iq type='set' id='c2' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>"
+        ))
+        .await;
+        alice.expect_with("id='c2'", "type='result'").await;
+        alice.send(&format!("<iq type='get' id='i1' to='{room}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
+        let info = alice.expect_with("id='i1'", "</iq>").await;
+        assert!(info.contains("muc_moderated") && !info.contains("muc_unmoderated"), "{info}");
+
+        // a member (no moderator) may not revoke anybody's voice
+        bob.send(&format!(
+            "<iq type='set' id='v0' to='{room}'><query xmlns='{ADMIN}'><item nick='Alice' role='visitor'/></query></iq>"
+        ))
+        .await;
+        bob.expect_with("id='v0'", "forbidden").await;
+
+        // §8.4: revoke; everyone sees role visitor, the visitor with 110 and the reason
+        alice.send(&revoke.replace("'v1'", "'v2'")).await;
+        alice.expect_with("id='v2'", "type='result'").await;
+        let mine = bob.expect_with("role='visitor'", "</presence>").await;
+        assert!(mine.contains("code='110'") && mine.contains("quiet"), "{mine}");
+        alice.expect_with("role='visitor'", "</presence>").await;
+        // §8.5: the moderator lists occupants by role
+        alice.send(&format!("<iq type='get' id='l1' to='{room}'><query xmlns='{ADMIN}'><item role='visitor'/></query></iq>")).await;
+        let list = alice.expect_with("id='l1'", "</iq>").await;
+        assert!(list.contains("nick='Bob'") && !list.contains("nick='Alice'"), "{list}");
+
+        // a visitor cannot speak to the room
+        bob.send(&format!("<message to='{room}' type='groupchat' id='q1'><body>muted-1</body></message>")).await;
+        let err = bob.expect_with("id='q1'", "</message>").await;
+        assert!(err.contains("type='error'") && err.contains("forbidden"), "{err}");
+        assert!(alice.silent("muted-1", std::time::Duration::from_millis(300)).await);
+
+        // §8.3: grant voice back; now the message goes through
+        alice.send(&format!(
+            "<iq type='set' id='v3' to='{room}'><query xmlns='{ADMIN}'><item nick='Bob' role='participant'/></query></iq>"
+        ))
+        .await;
+        alice.expect_with("id='v3'", "type='result'").await;
+        bob.expect_with("role='participant'", "</presence>").await;
+        bob.send(&format!("<message to='{room}' type='groupchat' id='q2'><body>voiced-2</body></message>")).await;
+        alice.expect("voiced-2").await;
+
+        // the owner cannot be made a visitor
+        alice.send(&format!(
+            "<iq type='set' id='v4' to='{room}'><query xmlns='{ADMIN}'><item nick='Alice' role='visitor'/></query></iq>"
+        ))
+        .await;
+        alice.expect_with("id='v4'", "not-allowed").await;
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn xep0045_7_8_2_invitation_to_an_offline_member_is_kept() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        let room = "later-room@conference.example.com";
+        let mut alice = online(&s, "alice").await;
+        join(&mut alice, room, "Alice").await;
+        // bob is not online
+        alice.send(&format!(
+            "<message to='{room}'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='bob@example.com'><reason>see you later</reason></invite></x></message>"
+        ))
+        .await;
+        assert!(alice.silent("type='error'", std::time::Duration::from_millis(300)).await);
+        // bob logs in afterwards: the invitation arrives after his initial presence
+        let mut bob = Client::login(&s, Via::Ws, "bob", Auth::Plain, "r").await;
+        bob.send("<presence/>").await;
+        let invite = bob.expect_with("<invite", "</message>").await;
+        assert!(invite.contains(&format!("from='{room}'")), "{invite}");
+        assert!(invite.contains("see you later") && invite.contains("urn:xmpp:delay"), "{invite}");
+        join(&mut bob, room, "Bob").await;
+        // delivered once: a second session does not get it again
+        let mut bob2 = Client::login(&s, Via::Ws, "bob", Auth::Plain, "r2").await;
+        bob2.send("<presence/>").await;
+        assert!(bob2.silent("<invite", std::time::Duration::from_millis(500)).await);
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}

@@ -337,6 +337,14 @@ impl Exchange {
         }
     }
 
+    /// The driver could not check a PLAIN password now (RFC 6120 §6.5.12).
+    pub fn plain_unavailable(&mut self) -> Step {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::PlainAwaitVerdict { .. } => Step::Failure(SaslCondition::TemporaryAuthFailure),
+            _ => Step::Failure(SaslCondition::NotAuthorized),
+        }
+    }
+
     /// The driver's verdict on a bearer token: the user it belongs to, or `None`.
     pub fn token_verdict(&mut self, user: Option<String>, domain: &str) -> Step {
         match std::mem::replace(&mut self.state, State::Done) {

@@ -282,6 +282,15 @@ impl ServerStream {
         Ok(())
     }
 
+    /// [`Event::VerifyPlain`] could not be checked now (server busy or storage down): fails
+    /// with `temporary-auth-failure`, so the client retries rather than doubting the password.
+    pub fn plain_try_later(&mut self) -> Result<(), SendError> {
+        let step = self.sasl_waiting()?.plain_unavailable();
+        self.on_step(step);
+        self.resume_input();
+        Ok(())
+    }
+
     /// The verdict on [`Event::VerifyToken`]: the user name the token belongs to, or `None`.
     pub fn token_result(&mut self, username: Option<String>) -> Result<(), SendError> {
         let domain = self.domain.clone().unwrap_or_default();

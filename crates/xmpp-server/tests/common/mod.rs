@@ -89,18 +89,44 @@ pub async fn start(tweak: impl FnOnce(&mut XmppConfig)) -> Server {
     start_with(dir, db_url, tweak, true).await
 }
 
+/// Cheap password hashing for tests.
+pub fn test_accounts_config() -> AccountsConfig {
+    AccountsConfig {
+        argon2_memory_kib: 1024,
+        argon2_passes: 1,
+        ..Default::default()
+    }
+}
+
+/// [`start`] with these accounts settings (password hashing cost and pool).
+pub async fn start_tuned(config: AccountsConfig, tweak: impl FnOnce(&mut XmppConfig)) -> Server {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("iris-xmpp-test-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db_url = format!("sqlite://{}/iris.db", dir.display());
+    start_inner(dir, db_url, tweak, true, config).await
+}
+
 pub async fn start_with(
     dir: std::path::PathBuf,
     db_url: String,
     tweak: impl FnOnce(&mut XmppConfig),
     users: bool,
 ) -> Server {
+    start_inner(dir, db_url, tweak, users, test_accounts_config()).await
+}
+
+async fn start_inner(
+    dir: std::path::PathBuf,
+    db_url: String,
+    tweak: impl FnOnce(&mut XmppConfig),
+    users: bool,
+    config: AccountsConfig,
+) -> Server {
     let store = Store::open(&db_url).await.expect("store");
-    let config = AccountsConfig {
-        argon2_memory_kib: 1024,
-        argon2_passes: 1,
-        ..Default::default()
-    };
     let accounts = Accounts::new(
         store.clone(),
         config,

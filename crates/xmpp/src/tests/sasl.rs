@@ -351,6 +351,33 @@ fn rfc4616_plain_wrong_password_and_debug_hides_password() {
 }
 
 #[test]
+fn rfc6120_6_5_12_plain_checked_later_is_a_temporary_failure() {
+    let mut h = Harness::new(Transport::DirectTls);
+    h.open();
+    let out = h.send(&auth("PLAIN", b"\0alice\0hunter2"));
+    assert!(matches!(
+        events(&out).first(),
+        Some(Event::VerifyPlain { .. })
+    ));
+    assert_eq!(h.s.plain_try_later(), Ok(()));
+    let out = h.drain();
+    assert!(
+        text(&out).contains("<temporary-auth-failure/>"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("<not-authorized/>"));
+    // the client may try again on the same stream
+    let out = h.send(&auth("PLAIN", b"\0alice\0hunter2"));
+    assert!(matches!(
+        events(&out).first(),
+        Some(Event::VerifyPlain { .. })
+    ));
+    assert_eq!(h.s.plain_result(true), Ok(()));
+    assert!(text(&h.drain()).contains("<success"));
+}
+
+#[test]
 fn rfc4616_plain_authzid_must_be_the_user() {
     let mut h = Harness::new(Transport::DirectTls);
     h.open();
