@@ -184,10 +184,6 @@ impl Bridge {
         }
     }
 
-    fn entry(&self, id: ParticipantId) -> Option<Entry> {
-        lock(&self.state).by_id.get(&id).cloned()
-    }
-
     /// Bare JIDs of the participants in `room`'s conference, in join order.
     fn participants(&self, room: &str) -> Vec<String> {
         let s = lock(&self.state);
