@@ -8,9 +8,7 @@
 //! reason printed) without `/usr/bin/chromium`, `node` or `tests/browser/node_modules`.
 mod common;
 
-use common::{browser_skip_reason, repo_root, Db, Server, CHROMIUM};
-use std::process::Command;
-use std::time::Instant;
+use common::{add_web_users, browser_skip_reason, repo_root, run_browser_script, Db, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_client_bubble_conference_in_chromium() {
@@ -20,45 +18,6 @@ async fn web_client_bubble_conference_in_chromium() {
         return;
     }
     let s = Server::start_with(Db::Sqlite, &[("IRIS_CONFERENCE__SINGLE_PORT", "0")]).await;
-    for (login, name) in [
-        ("ann@localhost", "Ann Lee"),
-        ("bob@localhost", "Bob Stone"),
-        ("cat@localhost", "Cat Diaz"),
-    ] {
-        let out = s.cli(&[
-            "user",
-            "add",
-            login,
-            "--password",
-            "correct-horse",
-            "--name",
-            name,
-        ]);
-        assert!(
-            out.status.success(),
-            "iris user add {login}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let shots = repo_root().join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let started = Instant::now();
-    let status = Command::new("timeout")
-        .args(["-k", "10", "420", "node", "--test", "--test-reporter=spec"])
-        .arg(browser_dir.join("web-conference.test.mjs"))
-        .current_dir(&browser_dir)
-        .env("IRIS_BASE_URL", &s.base)
-        .env("IRIS_PASSWORD", "correct-horse")
-        .env("IRIS_SCREENSHOTS", &shots)
-        .env("CHROMIUM", CHROMIUM)
-        .status()
-        .expect("run node");
-    println!(
-        "web conference browser test finished in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        status.success(),
-        "tests/browser/web-conference.test.mjs failed ({status}); see its output above"
-    );
+    add_web_users(&s);
+    run_browser_script(&s, "web-conference.test.mjs", 420);
 }

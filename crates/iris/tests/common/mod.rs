@@ -85,42 +85,8 @@ impl Server {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn iris");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut banner = Vec::new();
-        let mut base = None;
-        while base.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .expect("iris printed its banner in time");
-            if let Some(rest) = line.split("(listening on ").nth(1) {
-                let addr = rest
-                    .trim_end_matches(')')
-                    .split(',')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-                base = Some(format!("https://{addr}"));
-            }
-            banner.push(line);
-        }
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        self.base = base.unwrap_or_default();
+        let (child, base, banner) = spawn_until_banner(cmd, "iris");
+        self.base = base;
         self.child = Some(child);
         self.banner = banner;
     }
@@ -284,37 +250,9 @@ impl ConferenceUnit {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn iris conference");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut banner = Vec::new();
-        let mut base = None;
-        while base.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .expect("iris conference printed its banner in time");
-            if let Some(rest) = line.split("(listening on ").nth(1) {
-                let addr = rest.trim_end_matches(')').split(',').next().unwrap_or("");
-                base = Some(format!("https://{}", addr.trim()));
-            }
-            banner.push(line);
-        }
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let (child, base, banner) = spawn_until_banner(cmd, "iris conference");
         ConferenceUnit {
-            base: base.unwrap_or_default(),
+            base,
             data_dir,
             banner,
             child: Some(child),
@@ -363,4 +301,101 @@ impl Drop for ConferenceUnit {
         self.kill9();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// Spawns `cmd` (an `iris` subcommand), reads its stdout until the banner names the HTTPS
+/// address (60 s at most), then keeps draining stdout; returns the child, `https://addr` and
+/// the banner lines.
+fn spawn_until_banner(mut cmd: Command, what: &str) -> (Child, String, Vec<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut banner = Vec::new();
+    let mut base = None;
+    while base.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{what} printed its banner in time"));
+        if let Some(rest) = line.split("(listening on ").nth(1) {
+            let addr = rest.trim_end_matches(')').split(',').next().unwrap_or("");
+            base = Some(format!("https://{}", addr.trim()));
+        }
+        banner.push(line);
+    }
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (child, base.unwrap_or_default(), banner)
+}
+
+/// The password of the users [`add_web_users`] creates.
+pub const WEB_PASSWORD: &str = "correct-horse";
+
+/// Creates Ann, Bob and Cat (`…@localhost`, password [`WEB_PASSWORD`]) with the CLI.
+pub fn add_web_users(s: &Server) {
+    for (login, name) in [
+        ("ann@localhost", "Ann Lee"),
+        ("bob@localhost", "Bob Stone"),
+        ("cat@localhost", "Cat Diaz"),
+    ] {
+        let out = s.cli(&[
+            "user",
+            "add",
+            login,
+            "--password",
+            WEB_PASSWORD,
+            "--name",
+            name,
+        ]);
+        assert!(
+            out.status.success(),
+            "iris user add {login}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs `tests/browser/<script>` with node's test runner against `s` (killed after
+/// `timeout_secs`), screenshots to target/screenshots; panics if it fails.
+pub fn run_browser_script(s: &Server, script: &str, timeout_secs: u32) {
+    let browser_dir = repo_root().join("tests/browser");
+    let shots = repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let started = Instant::now();
+    let status = Command::new("timeout")
+        .args([
+            "-k",
+            "10",
+            &timeout_secs.to_string(),
+            "node",
+            "--test",
+            "--test-reporter=spec",
+        ])
+        .arg(browser_dir.join(script))
+        .current_dir(&browser_dir)
+        .env("IRIS_BASE_URL", &s.base)
+        .env("IRIS_PASSWORD", WEB_PASSWORD)
+        .env("IRIS_SCREENSHOTS", &shots)
+        .env("CHROMIUM", CHROMIUM)
+        .status()
+        .expect("run node");
+    println!(
+        "{script} finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        status.success(),
+        "tests/browser/{script} failed ({status}); see its output above"
+    );
 }
