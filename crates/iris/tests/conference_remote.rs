@@ -31,6 +31,45 @@ fn unique_prefix() -> String {
     format!("iris-test-{}-{nanos}.conference", std::process::id())
 }
 
+/// `iris serve` with the conference role off and a separate `iris conference`, both on the
+/// real NATS under a fresh subject prefix; `control` goes to both, `unit` to the unit only.
+/// Also returns the shared control settings, for starting more units with [`start_unit`].
+async fn serve_and_unit(
+    control: &[(&str, &str)],
+    unit: &[(&str, &str)],
+) -> (Server, ConferenceUnit, Vec<(String, String)>) {
+    let mut shared: Vec<(String, String)> = vec![
+        (
+            "IRIS_CONFERENCE__CONTROL__NATS_URL".into(),
+            "nats://127.0.0.1:4222".into(),
+        ),
+        (
+            "IRIS_CONFERENCE__CONTROL__SUBJECT_PREFIX".into(),
+            unique_prefix(),
+        ),
+    ];
+    shared.extend(control.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut serve_env = pairs(&shared);
+    serve_env.push(("IRIS_ROLES__CONFERENCE", "false"));
+    let s = Server::start_with(Db::Sqlite, &serve_env).await;
+    let first = start_unit(&shared, unit);
+    (s, first, shared)
+}
+
+/// Starts one more `iris conference` with the shared control settings and `extra`.
+fn start_unit(shared: &[(String, String)], extra: &[(&str, &str)]) -> ConferenceUnit {
+    let mut env = pairs(shared);
+    env.extend_from_slice(extra);
+    ConferenceUnit::start(&env)
+}
+
+fn pairs(owned: &[(String, String)]) -> Vec<(&str, &str)> {
+    owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// One participant's XMPP session: everything received is logged for the test to search.
 struct Session {
     jid: String,
@@ -40,6 +79,17 @@ struct Session {
 }
 
 impl Session {
+    /// Adds the user with the CLI, then logs in.
+    async fn new_user(s: &Server, login: &str, password: &str) -> Session {
+        let out = s.cli(&["user", "add", login, "--password", password]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Session::login(s, login, password).await
+    }
+
     async fn login(s: &Server, login: &str, password: &str) -> Session {
         let target = Target {
             url: s.xmpp_websocket(),
@@ -252,22 +302,14 @@ async fn two_participants_on_a_remote_unit_exchange_media_restart_ice_and_learn_
         println!("SKIPPED remote conference test: NATS is not reachable at {NATS} (start nats-server -js)");
         return;
     }
-    let prefix = unique_prefix();
-    let control: Vec<(&str, &str)> = vec![
-        (
-            "IRIS_CONFERENCE__CONTROL__NATS_URL",
-            "nats://127.0.0.1:4222",
-        ),
-        ("IRIS_CONFERENCE__CONTROL__SUBJECT_PREFIX", prefix.as_str()),
-        ("IRIS_CONFERENCE__CONTROL__HEARTBEAT_MS", "500"),
-        ("IRIS_CONFERENCE__CONTROL__UNIT_TIMEOUT_MS", "2000"),
-    ];
-    let mut serve_env = control.clone();
-    serve_env.push(("IRIS_ROLES__CONFERENCE", "false"));
-    let s = Server::start_with(Db::Sqlite, &serve_env).await;
-    let mut unit_env = control.clone();
-    unit_env.push(("IRIS_CONFERENCE__CONTROL__UNIT_NAME", "unit-a"));
-    let mut unit = ConferenceUnit::start(&unit_env);
+    let (s, mut unit, control) = serve_and_unit(
+        &[
+            ("IRIS_CONFERENCE__CONTROL__HEARTBEAT_MS", "500"),
+            ("IRIS_CONFERENCE__CONTROL__UNIT_TIMEOUT_MS", "2000"),
+        ],
+        &[("IRIS_CONFERENCE__CONTROL__UNIT_NAME", "unit-a")],
+    )
+    .await;
     assert!(
         unit.banner
             .iter()
@@ -285,19 +327,8 @@ async fn two_participants_on_a_remote_unit_exchange_media_restart_ice_and_learn_
     let ready = http.get(unit.url("/readyz")).send().await.expect("readyz");
     assert!(ready.status().is_success());
 
-    for (login, password) in [
-        ("ann@localhost", "ann-password"),
-        ("ben@localhost", "ben-password"),
-    ] {
-        let out = s.cli(&["user", "add", login, "--password", password]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let ann = Session::login(&s, "ann@localhost", "ann-password").await;
-    let ben = Session::login(&s, "ben@localhost", "ben-password").await;
+    let ann = Session::new_user(&s, "ann@localhost", "ann-password").await;
+    let ben = Session::new_user(&s, "ben@localhost", "ben-password").await;
     let room = "standup@conference.localhost";
     create_bubble(&ann, room, &[ben.bare()]).await;
 
@@ -390,9 +421,10 @@ async fn two_participants_on_a_remote_unit_exchange_media_restart_ice_and_learn_
     );
 
     // A second unit takes over: joining again works.
-    let mut unit_env = control.clone();
-    unit_env.push(("IRIS_CONFERENCE__CONTROL__UNIT_NAME", "unit-b"));
-    let _unit_b = ConferenceUnit::start(&unit_env);
+    let _unit_b = start_unit(
+        &control,
+        &[("IRIS_CONFERENCE__CONTROL__UNIT_NAME", "unit-b")],
+    );
     drop(b);
     drop(a);
     let a = participant(&ann, room, "ann", PUBLISHER).await;
@@ -411,34 +443,13 @@ async fn sigterm_drains_a_remote_unit_then_its_participants_are_told() {
         println!("SKIPPED remote conference drain test: NATS is not reachable at {NATS}");
         return;
     }
-    let prefix = unique_prefix();
-    let control: Vec<(&str, &str)> = vec![
-        (
-            "IRIS_CONFERENCE__CONTROL__NATS_URL",
-            "nats://127.0.0.1:4222",
-        ),
-        ("IRIS_CONFERENCE__CONTROL__SUBJECT_PREFIX", prefix.as_str()),
-        ("IRIS_CONFERENCE__CONTROL__HEARTBEAT_MS", "300"),
-    ];
-    let mut serve_env = control.clone();
-    serve_env.push(("IRIS_ROLES__CONFERENCE", "false"));
-    let s = Server::start_with(Db::Sqlite, &serve_env).await;
-    let mut unit_env = control.clone();
-    unit_env.push(("IRIS_CONFERENCE__DRAIN_TIMEOUT_SECS", "3"));
-    let mut unit = ConferenceUnit::start(&unit_env);
-    for (login, password) in [
-        ("cat@localhost", "cat-password"),
-        ("dan@localhost", "dan-password"),
-    ] {
-        let out = s.cli(&["user", "add", login, "--password", password]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let cat = Session::login(&s, "cat@localhost", "cat-password").await;
-    let dan = Session::login(&s, "dan@localhost", "dan-password").await;
+    let (s, mut unit, _) = serve_and_unit(
+        &[("IRIS_CONFERENCE__CONTROL__HEARTBEAT_MS", "300")],
+        &[("IRIS_CONFERENCE__DRAIN_TIMEOUT_SECS", "3")],
+    )
+    .await;
+    let cat = Session::new_user(&s, "cat@localhost", "cat-password").await;
+    let dan = Session::new_user(&s, "dan@localhost", "dan-password").await;
     let room = "drain@conference.localhost";
     create_bubble(&cat, room, &[dan.bare()]).await;
     let _c = participant(&cat, room, "cat", PUBLISHER).await;
