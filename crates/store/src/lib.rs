@@ -6,11 +6,13 @@
 mod accounts;
 mod contacts;
 mod error;
+mod pep;
 mod sessions;
 mod xmpp;
 
 pub use accounts::NewUser;
 pub use error::StoreError;
+pub use pep::{PepItemRow, PepNodeRow, PepPublish, PepPublished};
 pub use sessions::SessionRow;
 pub use xmpp::{ArchivePage, ArchiveQuery, ArchiveRow, OfflineRow, RoomRow, ScramRow};
 pub use xmpp::{NewRoom, RoomMemberRow};

@@ -36,6 +36,16 @@ pub struct XmppConfig {
     /// Seconds given to open streams to close and the archive to flush at shutdown.
     /// Default 5.
     pub shutdown_grace_secs: u64,
+    /// Most PEP nodes (XEP-0163) one account may have; publishing to a new node beyond it
+    /// gets `not-allowed` + `max-nodes-exceeded`. Default 64.
+    pub pep_max_nodes_per_user: i64,
+    /// Most items a PEP node keeps (oldest dropped first); also the value of
+    /// `pubsub#max_items` = `max`, and larger requested values get `not-acceptable`.
+    /// Default 256.
+    pub pep_max_items_per_node: i64,
+    /// Largest PEP item payload, in bytes of XML; larger ones get `not-acceptable` +
+    /// `payload-too-big`. Default 192 KiB (below `max_stanza_bytes`).
+    pub pep_max_item_bytes: usize,
 }
 
 impl Default for XmppConfig {
@@ -52,6 +62,9 @@ impl Default for XmppConfig {
             archive_max_page: 250,
             offline_max: 1000,
             shutdown_grace_secs: 5,
+            pep_max_nodes_per_user: 64,
+            pep_max_items_per_node: 256,
+            pep_max_item_bytes: 192 * 1024,
         }
     }
 }

@@ -53,6 +53,9 @@ pub(crate) enum Failure {
     /// Not implemented here.
     #[error("not implemented")]
     NotImplemented,
+    /// A personal eventing (XEP-0163/XEP-0060) request failed.
+    #[error("pep: {0}")]
+    Pep(#[from] crate::pep::PepError),
 }
 
 impl Failure {
@@ -80,9 +83,43 @@ impl Failure {
             Failure::Conflict => StanzaErrorCondition::Conflict,
             Failure::NotAllowed => StanzaErrorCondition::NotAllowed,
             Failure::NotAcceptable => StanzaErrorCondition::NotAcceptable,
+            Failure::Pep(e) => e.wire().0,
             Failure::Service(E::Unavailable(_) | E::Internal(_)) | Failure::Store(_) => {
                 StanzaErrorCondition::InternalServerError
             }
         }
+    }
+
+    /// The application-specific condition element (XEP-0060 `pubsub#errors`), if any.
+    pub(crate) fn app_condition(&self) -> Option<iris_xmpp::Element> {
+        match self {
+            Failure::Pep(e) => Some(e.wire().1),
+            _ => None,
+        }
+    }
+}
+
+impl crate::session::Session {
+    /// Answers `stanza` with the stanza error of `f` (and its application condition).
+    pub(crate) fn send_failure(&mut self, stanza: &iris_xmpp::Element, f: &Failure) {
+        let condition = f.condition();
+        let Some(app) = f.app_condition() else {
+            let _ = self.stream.send_error_reply(stanza, condition);
+            return;
+        };
+        if stanza.attr("type") == Some("error") {
+            return;
+        }
+        let mut reply =
+            iris_xmpp::wire::stanza_error(stanza, condition.default_type(), condition, None);
+        if let Some(e) = reply.get_child_mut("error", stanza.ns().as_str()) {
+            e.append_child(app);
+        }
+        if reply.attr("to").is_none() {
+            if let Some(full) = self.full.clone() {
+                iris_xmpp::wire::set_attr(&mut reply, "to", &full);
+            }
+        }
+        let _ = self.stream.send_stanza(&reply);
     }
 }

@@ -90,7 +90,7 @@ impl Session {
                     if let Failure::Store(e) = &f {
                         tracing::warn!(error = %e, "stanza failed on the database");
                     }
-                    let _ = self.stream.send_error_reply(&stanza, f.condition());
+                    self.send_failure(&stanza, &f);
                 }
                 ready()
             }
@@ -302,11 +302,12 @@ impl Session {
             .unwrap_or(0);
         let initial = self.presence.is_none();
         let full = self.my_full();
-        self.presence = Some((p.clone(), priority));
+        let before = self.presence.replace((p.clone(), priority)).map(|(b, _)| b);
         self.hub
             .router
             .set_presence(&full, Some(p.clone()), priority);
         self.broadcast_presence(p).await;
+        self.pep_presence(p, before.as_ref()).await;
         if !initial {
             return Ok(());
         }
@@ -373,6 +374,9 @@ impl Session {
     async fn iq(&mut self, iq: &Element) -> Result<(), Failure> {
         let kind = iq.attr("type").unwrap_or_default().to_owned();
         if kind == "result" || kind == "error" {
+            if self.pep_caps_answer(iq).await {
+                return Ok(());
+            }
             // answers to our pushes, or to another client's iq
             if let Some(to) = iq.attr("to").and_then(Jid::parse) {
                 if to.resource.is_some() && self.hub.is_local_user(&to) {
@@ -427,6 +431,10 @@ impl Session {
         match (kind.as_str(), payload.name(), pns.as_str()) {
             ("get", "query", ns::ROSTER) => self.roster_get(iq).await,
             ("set", "query", ns::ROSTER) => self.roster_set(iq, &payload).await,
+            (_, "pubsub", _) if !server && crate::pep::is_pubsub(&payload) => {
+                let owner = self.bare.clone();
+                self.pep_iq(iq, &payload, &owner).await
+            }
             ("get", "query", ns::DISCO_INFO) => {
                 let info = if server {
                     self.server_info()
@@ -464,6 +472,9 @@ impl Session {
                     .set_private_xml(&self.bare, ns::VCARD, &xml)
                     .await?;
                 self.reply(iq, None);
+                if let Err(e) = self.vcard_to_avatar(&payload).await {
+                    tracing::warn!(error = %e, "PEP avatar not updated from the vCard");
+                }
                 Ok(())
             }
             (_, "query", ns::PRIVATE) => self.private(iq, &payload, kind == "set").await,
@@ -534,6 +545,9 @@ impl Session {
         let pns = payload.ns();
         match (kind, payload.name(), pns.as_str()) {
             ("get", "vCard", ns::VCARD) => self.vcard_get(iq, bare).await,
+            (_, "pubsub", _) if crate::pep::is_pubsub(payload) => {
+                self.pep_iq(iq, payload, bare).await
+            }
             ("get", "query", ns::DISCO_INFO) => {
                 self.reply(iq, Some(account_info()));
                 Ok(())
@@ -676,13 +690,23 @@ impl Session {
             if child.ns() == ns::PRIVATE || child.ns() == ns::CLIENT {
                 return Err(Failure::BadRequest);
             }
+            let bookmarks = key == crate::pep_legacy::BOOKMARKS_KEY;
             if is_set {
+                if bookmarks {
+                    self.private_to_bookmarks(&child).await?;
+                }
                 let xml = element_to_string(&child).ok_or(Failure::BadRequest)?;
                 self.hub
                     .store
                     .set_private_xml(&self.bare, &key, &xml)
                     .await?;
             } else {
+                if bookmarks {
+                    if let Some(view) = self.bookmarks_as_private().await? {
+                        out.append_child(view);
+                        continue;
+                    }
+                }
                 let stored = self.hub.store.private_xml(&self.bare, &key).await?;
                 out.append_child(match stored.and_then(|x| x.parse::<Element>().ok()) {
                     Some(e) => e,
@@ -818,6 +842,7 @@ fn account_info() -> Element {
         &[("category", "account"), ("type", "registered")],
     ));
     q.append_child(el("feature", ns::DISCO_INFO, &[("var", ns::MAM)]));
+    crate::pep::advertise(&mut q);
     q
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct Hub {
     pub rooms: crate::muc::Rooms,
     /// Room IQ extensions (conference signalling).
     pub extensions: crate::extension::Extensions,
+    /// XEP-0163 caps cache and queries in flight.
+    pub pep: crate::pep::PepState,
     pub config: XmppConfig,
     pub core: Arc<iris_xmpp::Config>,
     pub router: Arc<dyn Router>,
@@ -40,7 +42,7 @@ pub(crate) struct Hub {
     pub started: std::time::Instant,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
@@ -84,6 +86,7 @@ impl Hub {
             muc_domain,
             rooms: crate::muc::Rooms::default(),
             extensions: crate::extension::Extensions::default(),
+            pep: crate::pep::PepState::default(),
             config,
             core,
             router,

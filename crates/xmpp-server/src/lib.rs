@@ -22,6 +22,8 @@ mod handlers;
 mod hub;
 mod listen;
 mod muc;
+mod pep;
+mod pep_legacy;
 pub mod router;
 mod session;
 mod util;

@@ -3,7 +3,9 @@
 
 alice logs in with SCRAM-SHA-256, bob with PLAIN; roster subscription (bob auto-accepts),
 presence, ping, carbons, chat, MAM paging (RSM max=2), MUC join and groupchat, stream
-management (XEP-0198 enabled by the plugin). Prints OK and exits 0 on success.
+management (XEP-0198 enabled by the plugin), PEP avatars (XEP-0163/XEP-0084): alice publishes,
+bob is notified because his entity caps (XEP-0115, resolved by the server) list
+`urn:xmpp:avatar:metadata+notify`, then fetches the data from alice's node. Prints OK and exits 0 on success.
 Environment: XMPP_HOST, XMPP_PORT, XMPP_CA, XMPP_DOMAIN, XMPP_PASSWORD.
 """
 import asyncio
@@ -24,7 +26,8 @@ if os.environ.get("XMPP_DEBUG"):
 
 def client(user: str, mech: str) -> ClientXMPP:
     c = ClientXMPP(f"{user}@{DOMAIN}/slixmpp", PASSWORD, sasl_mech=mech)
-    for plugin in ["xep_0030", "xep_0199", "xep_0280", "xep_0313", "xep_0045", "xep_0198", "xep_0359"]:
+    for plugin in ["xep_0030", "xep_0199", "xep_0280", "xep_0313", "xep_0045", "xep_0198", "xep_0359",
+                   "xep_0115", "xep_0163", "xep_0084"]:
         c.register_plugin(plugin)
     c.ca_certs = CA
     return c
@@ -90,6 +93,27 @@ async def main():
     alice.send_message(mto=room, mbody="hi room", mtype="groupchat")
     await asyncio.wait_for(echoed, 10)
     check(True, "MUC groupchat")
+
+    avatar = b"\x89PNG\r\n\x1a\nslixmpp avatar bytes"
+    avatar_id = alice["xep_0084"].generate_id(avatar)
+    notified = asyncio.get_running_loop().create_future()
+
+    def on_avatar(msg):
+        for item in msg["pubsub_event"]["items"]:
+            if item["id"] == avatar_id and not notified.done():
+                notified.set_result(item)
+
+    bob.add_event_handler("avatar_metadata_publish", on_avatar)
+    await alice["xep_0084"].publish_avatar(avatar, timeout=10)
+    await alice["xep_0084"].publish_avatar_metadata(
+        {"id": avatar_id, "type": "image/png", "bytes": len(avatar)}, timeout=10
+    )
+    check(True, "PEP avatar data and metadata published (nodes auto-created)")
+    item = await asyncio.wait_for(notified, 10)
+    check(item["id"] == avatar_id, "avatar metadata notification sent by caps (+notify)")
+    res = await bob["xep_0084"].retrieve_avatar(JID(f"alice@{DOMAIN}"), avatar_id, timeout=10)
+    data = res["pubsub"]["items"]["item"]["avatar_data"]["value"]
+    check(data == avatar, "avatar data fetched from the contact's PEP node")
 
     for c in (alice, bob):
         c.disconnect()
