@@ -306,6 +306,62 @@ pub(crate) struct PepState {
     pending: Mutex<HashMap<String, PendingCaps>>,
 }
 
+/// The XEP-0115 §5.1 verification string of a disco#info answer (before hashing).
+/// Not `xmpp_parsers::caps::compute_disco`: 0.23 sorts items after appending `<`, which
+/// misorders a feature that is a prefix of another (`x` and `x+notify`).
+fn caps_input(info: &xmpp_parsers::disco::DiscoInfoResult) -> Vec<u8> {
+    let mut out = String::new();
+    let mut identities: Vec<_> = info
+        .identities
+        .iter()
+        .map(|i| {
+            (
+                i.category.as_str(),
+                i.type_.as_str(),
+                i.lang.as_deref().unwrap_or_default(),
+                i.name.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    identities.sort();
+    for (category, kind, lang, name) in identities {
+        out.push_str(&format!("{category}/{kind}/{lang}/{name}<"));
+    }
+    // a BTreeSet: already in octet order
+    for f in &info.features {
+        out.push_str(f);
+        out.push('<');
+    }
+    let mut forms: Vec<_> = info
+        .extensions
+        .iter()
+        .filter_map(|f| Some((f.form_type()?, f)))
+        .collect();
+    forms.sort_by(|a, b| a.0.cmp(b.0));
+    for (form_type, form) in forms {
+        out.push_str(form_type);
+        out.push('<');
+        let mut fields: Vec<_> = form
+            .fields
+            .iter()
+            .filter_map(|f| Some((f.var.as_deref()?, f)))
+            .filter(|(var, _)| *var != "FORM_TYPE")
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        for (var, field) in fields {
+            out.push_str(var);
+            out.push('<');
+            let mut values = field.values.clone();
+            values.sort();
+            for v in values {
+                out.push_str(&v);
+                out.push('<');
+            }
+        }
+    }
+    out.into_bytes()
+}
+
 /// The XEP-0115 `<c/>` of a presence: (`hash ver` key, node, hash, ver).
 fn caps_of(presence: &Element) -> Option<(String, String, String, String)> {
     let c = presence.get_child("c", ns::CAPS)?;
@@ -386,7 +442,7 @@ impl PepState {
             }
             let q = iq.get_child("query", crate::util::ns::DISCO_INFO)?;
             let info = xmpp_parsers::disco::DiscoInfoResult::try_from(q.clone()).ok()?;
-            let data = xmpp_parsers::caps::compute_disco(&info);
+            let data = caps_input(&info);
             let hash = xmpp_parsers::caps::hash_caps(&data, p.algo.clone()).ok()?;
             (hash.hash == p.ver)
                 .then(|| Arc::new(info.features.into_iter().collect::<HashSet<_>>()))
@@ -830,4 +886,36 @@ pub(crate) fn sha1_hex_of(id: &xmpp_parsers::hashes::Sha1HexAttribute) -> String
 /// Whether an IQ payload is a pubsub request for a PEP service.
 pub(crate) fn is_pubsub(payload: &Element) -> bool {
     payload.ns() == ns::PUBSUB || payload.ns() == ns::PUBSUB_OWNER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xep0115_answer_is_verified_against_the_hash() {
+        let state = PepState::default();
+        let raw = "vNkaoAPSNbm/YJ9KUkiM8PerQt4=";
+        use base64::Engine;
+        lock(&state.pending).insert(
+            "q1".to_owned(),
+            PendingCaps {
+                key: format!("sha-1 {raw}"),
+                algo: xmpp_parsers::hashes::Algo::Sha_1,
+                ver: base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .expect("b64"),
+                sent: Instant::now(),
+                waiting: vec!["bob@x/r".to_owned()],
+            },
+        );
+        // a slixmpp 1.17 answer, as sent over the wire
+        let iq: Element = r#"<iq xmlns="jabber:client" id="q1" to="example.com" type="result" from="bob@x/r"><query xmlns="http://jabber.org/protocol/disco#info" node="http://slixmpp.com/ver/1.17.0#vNkaoAPSNbm/YJ9KUkiM8PerQt4="><identity category="client" type="bot" /><feature var="http://jabber.org/protocol/disco#info" /><feature var="urn:xmpp:ping" /><feature var="urn:xmpp:forward:0" /><feature var="urn:xmpp:carbons:2" /><feature var="jabber:x:data" /><feature var="http://jabber.org/protocol/rsm" /><feature var="http://jabber.org/protocol/commands" /><feature var="http://jabber.org/protocol/caps" /><feature var="http://jabber.org/protocol/shim" /><feature var="http://jabber.org/protocol/shim#SubID" /><feature var="http://jabber.org/protocol/nick+notify" /><feature var="http://jabber.org/protocol/nick" /><feature var="http://jabber.org/protocol/muc" /><feature var="urn:xmpp:avatar:metadata+notify" /><feature var="urn:xmpp:avatar:metadata" /></query></iq>"#
+            .parse()
+            .expect("xml");
+        let (waiting, features) = state.answer(&iq).expect("pending");
+        assert_eq!(waiting, vec!["bob@x/r".to_owned()]);
+        let features = features.expect("verified");
+        assert!(features.contains("urn:xmpp:avatar:metadata+notify"));
+    }
 }

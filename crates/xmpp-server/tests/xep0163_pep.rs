@@ -8,9 +8,6 @@ mod common;
 use base64::Engine;
 use common::{bounded, Auth, Client, Server, Via};
 use std::time::Duration;
-use xmpp_parsers::caps::{compute_disco, hash_caps};
-use xmpp_parsers::disco::{DiscoInfoResult, Identity};
-use xmpp_parsers::hashes::Algo;
 
 const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 const META: &str = "urn:xmpp:avatar:metadata";
@@ -31,18 +28,17 @@ fn sha1_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// The XEP-0115 verification string of a client with these features.
+/// The XEP-0115 §5.1 verification string of a client `client/pc` with these features.
 fn caps_ver(features: &[&str]) -> String {
-    let info = DiscoInfoResult {
-        node: None,
-        identities: vec![Identity::new_anonymous::<_, _, String, String>(
-            "client", "pc",
-        )],
-        features: features.iter().map(|f| f.to_string()).collect(),
-        extensions: Vec::new(),
-    };
-    let hash = hash_caps(&compute_disco(&info), Algo::Sha_1).expect("sha-1");
-    b64(&hash.hash)
+    use xmpp_parsers::sha1::{Digest, Sha1};
+    let mut sorted = features.to_vec();
+    sorted.sort();
+    let mut s = String::from("client/pc//<");
+    for f in sorted {
+        s.push_str(f);
+        s.push('<');
+    }
+    b64(&Sha1::digest(s.as_bytes()))
 }
 
 /// Sends an available presence with caps for `features`; when `answer`, waits for the
@@ -141,8 +137,10 @@ async fn pep_scenario(s: Server) {
     let notify = |node: &str| format!("{node}+notify");
     let meta_notify = notify(META);
     let bookmarks_notify = notify(BOOKMARKS);
+    // `x` next to `x+notify`: the verification string sorts the raw features
     let with_notify = [
         "http://jabber.org/protocol/caps",
+        META,
         &meta_notify,
         &bookmarks_notify,
     ];

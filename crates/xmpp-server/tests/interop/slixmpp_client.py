@@ -21,7 +21,8 @@ CA = os.environ["XMPP_CA"]
 DOMAIN = os.environ["XMPP_DOMAIN"]
 PASSWORD = os.environ["XMPP_PASSWORD"]
 if os.environ.get("XMPP_DEBUG"):
-    logging.basicConfig(level=logging.DEBUG)
+    # XMPP_DEBUG_FILE: log there (seen even when the run is cut off), else to stderr
+    logging.basicConfig(level=logging.DEBUG, filename=os.environ.get("XMPP_DEBUG_FILE"))
 
 
 def client(user: str, mech: str) -> ClientXMPP:
@@ -99,9 +100,10 @@ async def main():
     notified = asyncio.get_running_loop().create_future()
 
     def on_avatar(msg):
-        for item in msg["pubsub_event"]["items"]:
-            if item["id"] == avatar_id and not notified.done():
-                notified.set_result(item)
+        # not a loop over the items: slixmpp's own loop over them is running (shared iterator)
+        item = msg["pubsub_event"]["items"]["item"]
+        if item["id"] == avatar_id and not notified.done():
+            notified.set_result(item)
 
     bob.add_event_handler("avatar_metadata_publish", on_avatar)
     await alice["xep_0084"].publish_avatar(avatar, timeout=10)
