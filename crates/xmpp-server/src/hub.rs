@@ -104,6 +104,17 @@ impl Hub {
         }
     }
 
+    /// The account whose login is `bare`, when there is one (lookup failures read as none).
+    pub async fn user_by_bare(&self, bare: &str) -> Option<iris_model::User> {
+        let login = iris_model::Login::parse(bare).ok()?;
+        self.store
+            .user_by_login(&login)
+            .await
+            .ok()
+            .flatten()
+            .map(|(u, _)| u)
+    }
+
     pub fn is_local_user(&self, jid: &Jid) -> bool {
         jid.local.is_some() && jid.domain == self.domain
     }

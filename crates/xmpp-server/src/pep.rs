@@ -542,17 +542,9 @@ impl Hub {
     /// account and its presence subscriptions (sent when it becomes available).
     async fn pep_send_last(&self, full: &str, features: &HashSet<String>) {
         let bare = crate::util::bare_of(full).to_owned();
-        let user = match iris_model::Login::parse(&bare) {
-            Ok(l) => self
-                .store
-                .user_by_login(&l)
-                .await
-                .ok()
-                .flatten()
-                .map(|(u, _)| u),
-            Err(_) => None,
+        let Some(user) = self.user_by_bare(&bare).await else {
+            return;
         };
-        let Some(user) = user else { return };
         let mut owners = vec![bare.clone()];
         owners.extend(self.accepted_contacts(user.id).await);
         for owner in owners {

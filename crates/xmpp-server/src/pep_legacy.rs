@@ -15,6 +15,11 @@ use xmpp_parsers::ns;
 /// The XEP-0049 key of legacy bookmarks (`<namespace> <element>`).
 pub(crate) const BOOKMARKS_KEY: &str = "storage:bookmarks storage";
 
+/// A stored item's payload as `T` (payloads were checked when published).
+fn parsed<T: TryFrom<Element>>(row: &PepItemRow) -> Option<T> {
+    T::try_from(row.payload.parse::<Element>().ok()?).ok()
+}
+
 impl Session {
     /// XEP-0084 → XEP-0054: the vCard PHOTO follows the published avatar (removed when the
     /// metadata is empty; left alone when the data is not in the data node, e.g. a URL).
@@ -24,12 +29,7 @@ impl Session {
         metadata: &PepItemRow,
     ) -> Result<(), Failure> {
         use xmpp_parsers::avatar::{Data, Metadata};
-        let meta = metadata
-            .payload
-            .parse::<Element>()
-            .ok()
-            .and_then(|e| Metadata::try_from(e).ok())
-            .ok_or(Failure::BadRequest)?;
+        let meta = parsed::<Metadata>(metadata).ok_or(Failure::BadRequest)?;
         let photo = match meta.infos.first() {
             None => None,
             Some(info) => {
@@ -43,12 +43,7 @@ impl Session {
                 else {
                     return Ok(());
                 };
-                let data = row
-                    .payload
-                    .parse::<Element>()
-                    .ok()
-                    .and_then(|e| Data::try_from(e).ok())
-                    .ok_or(Failure::BadRequest)?;
+                let data = parsed::<Data>(&row).ok_or(Failure::BadRequest)?;
                 Some((info.type_.clone(), data.data))
             }
         };
@@ -92,8 +87,7 @@ impl Session {
             .pep_items(&owner, ns::AVATAR_METADATA, &[], Some(1))
             .await?
             .pop()
-            .and_then(|r| r.payload.parse::<Element>().ok())
-            .and_then(|e| Metadata::try_from(e).ok());
+            .and_then(|r| parsed::<Metadata>(&r));
         let current_id = current
             .as_ref()
             .and_then(|m| m.infos.first())
@@ -162,12 +156,7 @@ impl Session {
             let Ok(jid) = xmpp_parsers::jid::BareJid::new(&item.item_id) else {
                 continue;
             };
-            let Some(c) = item
-                .payload
-                .parse::<Element>()
-                .ok()
-                .and_then(|e| Conference::try_from(e).ok())
-            else {
+            let Some(c) = parsed::<Conference>(&item) else {
                 continue;
             };
             storage.conferences.push(LegacyConference {

@@ -380,17 +380,7 @@ impl Session {
                     }
                 }
                 if self.user.as_ref().is_none_or(|u| u.login.as_str() != login) {
-                    self.user = match iris_model::Login::parse(&login) {
-                        Ok(l) => self
-                            .hub
-                            .store
-                            .user_by_login(&l)
-                            .await
-                            .ok()
-                            .flatten()
-                            .map(|(u, _)| u),
-                        Err(_) => None,
-                    };
+                    self.user = self.hub.user_by_bare(&login).await;
                 }
                 match &self.user {
                     Some(u) => self.bare = u.login.as_str().to_owned(),
