@@ -435,7 +435,15 @@ impl PepState {
     /// matches the verification string (XEP-0115 §5.4), its features (then cached).
     fn answer(&self, iq: &Element) -> Option<(Vec<String>, Option<Features>)> {
         let id = iq.attr("id")?;
-        let p = lock(&self.pending).remove(id)?;
+        let p = {
+            let mut pending = lock(&self.pending);
+            // only the queried resource may answer (`from` is stamped by the stream)
+            let asked = pending.get(id)?.waiting.first().map(String::as_str);
+            if asked != iq.attr("from") {
+                return None;
+            }
+            pending.remove(id)?
+        };
         let verified = (|| {
             if iq.attr("type") != Some("result") {
                 return None;
@@ -901,6 +909,11 @@ mod tests {
                 waiting: vec!["bob@x/r".to_owned()],
             },
         );
+        // someone else answering is not taken
+        let forged: Element = r#"<iq xmlns="jabber:client" id="q1" type="result" from="eve@x/r"/>"#
+            .parse()
+            .expect("xml");
+        assert!(state.answer(&forged).is_none());
         // a slixmpp 1.17 answer, as sent over the wire
         let iq: Element = r#"<iq xmlns="jabber:client" id="q1" to="example.com" type="result" from="bob@x/r"><query xmlns="http://jabber.org/protocol/disco#info" node="http://slixmpp.com/ver/1.17.0#vNkaoAPSNbm/YJ9KUkiM8PerQt4="><identity category="client" type="bot" /><feature var="http://jabber.org/protocol/disco#info" /><feature var="urn:xmpp:ping" /><feature var="urn:xmpp:forward:0" /><feature var="urn:xmpp:carbons:2" /><feature var="jabber:x:data" /><feature var="http://jabber.org/protocol/rsm" /><feature var="http://jabber.org/protocol/commands" /><feature var="http://jabber.org/protocol/caps" /><feature var="http://jabber.org/protocol/shim" /><feature var="http://jabber.org/protocol/shim#SubID" /><feature var="http://jabber.org/protocol/nick+notify" /><feature var="http://jabber.org/protocol/nick" /><feature var="http://jabber.org/protocol/muc" /><feature var="urn:xmpp:avatar:metadata+notify" /><feature var="urn:xmpp:avatar:metadata" /></query></iq>"#
             .parse()
