@@ -22,6 +22,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Submission entries per ring (completion queue: twice that, the kernel's default).
 pub(crate) const RING_ENTRIES: u32 = 256;
+/// `io_uring_enter` failures in a row (EINTR, EAGAIN, EBUSY) before the ring is given up.
+const MAX_STALLS: usize = 64;
 
 /// One datagram to send: `data` out of `socket` to `destination`.
 #[derive(Debug, Clone, Copy)]
@@ -127,17 +129,24 @@ impl SendRing {
                 }
             }
             let mut reaped = 0usize;
+            let mut stalled = 0usize;
             while reaped < pushed {
                 run.enters += 1;
                 match self.ring.submit_and_wait(pushed - reaped) {
-                    Ok(_) => {}
+                    Ok(_) => stalled = 0,
+                    // Interrupted or short of kernel resources for now: reap and retry, a
+                    // bounded number of times in a row.
                     Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(code) if code == rustix::io::Errno::INTR.raw_os_error()
-                                || code == rustix::io::Errno::AGAIN.raw_os_error()
-                                || code == rustix::io::Errno::BUSY.raw_os_error()
-                        ) => {}
+                        if stalled < MAX_STALLS
+                            && matches!(
+                                e.raw_os_error(),
+                                Some(code) if code == rustix::io::Errno::INTR.raw_os_error()
+                                    || code == rustix::io::Errno::AGAIN.raw_os_error()
+                                    || code == rustix::io::Errno::BUSY.raw_os_error()
+                            ) =>
+                    {
+                        stalled += 1;
+                    }
                     Err(e) => return Err(e),
                 }
                 for cqe in self.ring.completion() {
