@@ -85,8 +85,9 @@ impl SendRing {
     /// Sends every op of `ops`, in order, at most [`RING_ENTRIES`] per kernel entry, and calls
     /// `done(k, result)` for the `k`-th op with the bytes sent or the error (`EAGAIN`: the
     /// socket's buffer is full). Returns after every pushed entry has completed; an error
-    /// means the ring itself failed (the ops not reported are not sent) and it must not be
-    /// used again.
+    /// means the ring itself failed: the ops not reported may or may not have left, and the
+    /// caller must drop the ring (its unsubmitted entries die with it) before the borrowed
+    /// buffers are reused.
     pub(crate) fn send_all<'a>(
         &mut self,
         ops: impl Iterator<Item = Op<'a>>,
