@@ -271,11 +271,17 @@ impl Hub {
         if resources.is_empty() {
             return Ok(());
         }
-        let state = self.store.contact_state(owner, other).await?;
+        // the item and the roster version (RFC 6121 §2.6) from one read of the list
+        let contacts = self.store.contacts(owner).await?;
+        let state = contacts
+            .iter()
+            .find(|c| c.user_id == other)
+            .map(|c| c.state);
+        let ver = crate::roster::version(&crate::roster::items(&contacts));
         let other_bare = other_user.login.as_str();
         let item = roster_item(other_bare, &other_user.display_name, state);
         for r in &resources {
-            let mut query = el("query", ns::ROSTER, &[]);
+            let mut query = el("query", ns::ROSTER, &[("ver", &ver)]);
             query.append_child(item.clone());
             let mut iq = el(
                 "iq",
