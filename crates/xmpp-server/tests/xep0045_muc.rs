@@ -349,6 +349,20 @@ async fn xep0045_7_8_2_invitation_to_an_offline_member_is_kept() {
     .await;
 }
 
+/// `room` owned by alice and moderated, with bob and carol as members, all three in it.
+async fn moderated_room(s: &common::Server, room: &str) -> (Client, Client, Client) {
+    let mut alice = online(s, "alice").await;
+    let mut bob = online(s, "bob").await;
+    let mut carol = online(s, "carol").await;
+    join(&mut alice, room, "Alice").await;
+    make_member(&mut alice, room, "bob").await;
+    make_member(&mut alice, room, "carol").await;
+    join(&mut bob, room, "Bob").await;
+    join(&mut carol, room, "Carol").await;
+    moderate(&mut alice, room).await;
+    (alice, bob, carol)
+}
+
 /// The owner makes `room` moderated through the configuration form.
 async fn moderate(owner: &mut Client, room: &str) {
     owner.send(&format!(
@@ -365,15 +379,7 @@ async fn xep0045_7_13_voice_request_approved_by_a_moderator() {
     bounded(async {
         let s = start(|_| {}).await;
         let room = "ask-room@conference.example.com";
-        let mut alice = online(&s, "alice").await;
-        let mut bob = online(&s, "bob").await;
-        let mut carol = online(&s, "carol").await;
-        join(&mut alice, room, "Alice").await;
-        make_member(&mut alice, room, "bob").await;
-        make_member(&mut alice, room, "carol").await;
-        join(&mut bob, room, "Bob").await;
-        join(&mut carol, room, "Carol").await;
-        moderate(&mut alice, room).await;
+        let (mut alice, mut bob, mut carol) = moderated_room(&s, room).await;
         alice.send(&format!(
             "<iq type='set' id='v1' to='{room}'><query xmlns='{ADMIN}'><item nick='Bob' role='visitor'/></query></iq>"
         ))
@@ -419,15 +425,7 @@ async fn xep0045_9_6_9_7_owner_grants_and_revokes_the_moderator_role() {
     bounded(async {
         let s = start(|_| {}).await;
         let room = "mod-room@conference.example.com";
-        let mut alice = online(&s, "alice").await;
-        let mut bob = online(&s, "bob").await;
-        let mut carol = online(&s, "carol").await;
-        join(&mut alice, room, "Alice").await;
-        make_member(&mut alice, room, "bob").await;
-        make_member(&mut alice, room, "carol").await;
-        join(&mut bob, room, "Bob").await;
-        join(&mut carol, room, "Carol").await;
-        moderate(&mut alice, room).await;
+        let (mut alice, mut bob, mut carol) = moderated_room(&s, room).await;
         let set_role = |id: &str, nick: &str, role: &str| format!(
             "<iq type='set' id='{id}' to='{room}'><query xmlns='{ADMIN}'><item nick='{nick}' role='{role}'/></query></iq>"
         );

@@ -7,24 +7,12 @@ gets the whole roster with that version for her old one. Prints OK and exits 0 o
 Environment: XMPP_HOST, XMPP_PORT, XMPP_CA, XMPP_DOMAIN, XMPP_PASSWORD.
 """
 import asyncio
-import os
-import sys
 
 from slixmpp import ClientXMPP
 
-HOST = os.environ["XMPP_HOST"]
-PORT = int(os.environ["XMPP_PORT"])
-CA = os.environ["XMPP_CA"]
-DOMAIN = os.environ["XMPP_DOMAIN"]
-PASSWORD = os.environ["XMPP_PASSWORD"]
+from iris_env import CA, DOMAIN, HOST, PASSWORD, PORT, check
+
 ROSTER = "{jabber:iq:roster}query"
-
-
-def check(cond, what):
-    if not cond:
-        print(f"FAIL: {what}", flush=True)
-        sys.exit(1)
-    print(f"ok: {what}", flush=True)
 
 
 async def roster_get(c, ver):
