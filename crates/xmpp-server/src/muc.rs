@@ -34,6 +34,8 @@ pub(crate) struct Occupant {
     pub affiliation: String,
     /// `moderator`, `participant` or `visitor` (no voice in a moderated room).
     pub role: String,
+    /// A voice request (§7.13) of this visitor awaits a moderator's answer.
+    pub voice_requested: bool,
 }
 
 /// Occupants of every room with someone in it.
@@ -97,7 +99,17 @@ impl Rooms {
         self.with(|m| {
             let o = m.get_mut(room)?.iter_mut().find(|o| o.full == full)?;
             o.role = role.to_owned();
+            o.voice_requested = false;
             Some(o.clone())
+        })
+    }
+
+    /// Sets whether the occupant `full` has a voice request pending; returns the old state.
+    pub(crate) fn set_voice_request(&self, room: &str, full: &str, pending: bool) -> bool {
+        self.with(|m| {
+            m.get_mut(room)
+                .and_then(|l| l.iter_mut().find(|o| o.full == full))
+                .is_some_and(|o| std::mem::replace(&mut o.voice_requested, pending))
         })
     }
 
@@ -263,6 +275,7 @@ impl Session {
                 .map(|p| p.role)
                 .unwrap_or_else(|| role_of(&affiliation).to_owned()),
             affiliation,
+            voice_requested: false,
         };
         let already = self.hub.rooms.occupant_by_full(&room, &full).is_some();
         if !self.hub.rooms.join(&room, me.clone()) {

@@ -1,7 +1,9 @@
 //! XEP-0045 §7.13 voice requests: a visitor of a moderated room submits the `muc#request` form,
 //! every moderator present receives it as a form, and a moderator who submits it back with
 //! `muc#request_allow` true gives the visitor voice (the participant role, announced to the
-//! room). Requests are not stored: moderators who are not in the room do not get them.
+//! room). Requests are not stored: moderators who are not in the room do not get them. One
+//! request per visitor is pending at a time (until a moderator answers it, or the visitor
+//! rejoins); further ones are dropped, so a visitor cannot flood the moderators.
 use crate::error::Failure;
 use crate::handlers::field_value;
 use crate::muc::Occupant;
@@ -79,9 +81,6 @@ impl Session {
     ) -> Result<(), Failure> {
         let allow = field_value(form, "muc#request_allow");
         if me.role == "moderator" && form.attr("type") == Some("submit") && allow.is_some() {
-            if !allow.is_some_and(|a| matches!(a.trim(), "1" | "true")) {
-                return Ok(());
-            }
             let nick = field_value(form, "muc#roomnick");
             let jid = field_value(form, "muc#jid");
             let target = self
@@ -91,6 +90,10 @@ impl Session {
                 .into_iter()
                 .find(|o| Some(&o.nick) == nick.as_ref() || Some(&o.full) == jid.as_ref())
                 .ok_or(Failure::NotFound)?;
+            if !allow.is_some_and(|a| matches!(a.trim(), "1" | "true")) {
+                self.hub.rooms.set_voice_request(room, &target.full, false);
+                return Ok(());
+            }
             if target.role == "visitor" {
                 if let Some(o) = self.hub.rooms.set_role(room, &target.full, "participant") {
                     self.hub.role_changed(room, &o, "");
@@ -105,6 +108,9 @@ impl Session {
         let role = field_value(form, "muc#role");
         if role.as_deref().is_some_and(|r| r.trim() != "participant") {
             return Err(Failure::NotAcceptable);
+        }
+        if self.hub.rooms.set_voice_request(room, &me.full, true) {
+            return Ok(());
         }
         for m in self
             .hub

@@ -398,6 +398,9 @@ async fn xep0045_7_13_voice_request_approved_by_a_moderator() {
         assert!(form.contains("muc#request_allow") && form.contains("<value>Bob</value>"), "{form}");
         assert!(form.contains(&format!("<value>{}</value>", bob.jid)), "{form}");
         assert!(carol.silent(REQUEST, std::time::Duration::from_millis(300)).await);
+        // one pending request per visitor: a second one does not reach the moderators
+        bob.send(&ask.replace("ask1", "ask1b")).await;
+        assert!(alice.silent(REQUEST, std::time::Duration::from_millis(300)).await);
 
         // a participant already has voice and is no moderator: the form is refused
         carol.send(&ask.replace("ask1", "ask2")).await;
@@ -409,6 +412,9 @@ async fn xep0045_7_13_voice_request_approved_by_a_moderator() {
         );
         alice.send(&answer("false", "no1")).await;
         assert!(bob.silent("role='participant'", std::time::Duration::from_millis(300)).await);
+        // answered: the visitor may ask again
+        bob.send(&ask.replace("ask1", "ask3")).await;
+        alice.expect_with(REQUEST, "</message>").await;
         alice.send(&answer("true", "yes1")).await;
         let mine = bob.expect_with("role='participant'", "</presence>").await;
         assert!(mine.contains("code='110'"), "{mine}");
