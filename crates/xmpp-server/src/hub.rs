@@ -255,11 +255,12 @@ impl Hub {
     }
 
     /// Roster pushes (RFC 6121 §2.1.6) to `owner`'s sessions for their entry of `other`, with
-    /// the presence exchange the new state implies.
+    /// the presence exchange the new state implies when `presence`.
     async fn push_roster_change(
         &self,
         owner: UserId,
         other: UserId,
+        presence: bool,
     ) -> Result<(), iris_store::StoreError> {
         let (Some(owner_user), Some(other_user)) =
             (self.store.user(owner).await?, self.store.user(other).await?)
@@ -295,6 +296,9 @@ impl Hub {
             iq.append_child(query);
             r.handle.send(SessionCmd::Stanza(iq));
         }
+        if !presence {
+            return Ok(());
+        }
         match state {
             Some(ContactState::InvitationReceived) => {
                 let p = el(
@@ -328,27 +332,44 @@ impl Hub {
     }
 
     /// Runs until shutdown: turns every [`iris_services::contacts::ContactChanged`] into
-    /// roster pushes for both users.
+    /// roster pushes for both users, and a user's new display name into roster pushes for
+    /// their contacts (RFC 6121 §2.6: the name is part of the versioned roster).
     pub async fn roster_pushes(self: Arc<Self>) {
+        use tokio::sync::broadcast::error::RecvError;
         let mut changes = self.contacts.subscribe();
+        let mut renames = self.accounts.subscribe_renames();
         let mut stop = self.shutdown.clone();
         loop {
-            let change = tokio::select! {
-                c = changes.recv() => c,
+            // (owner, other, whether the presence exchange changes too)
+            let pushes: Vec<(UserId, UserId, bool)> = tokio::select! {
+                c = changes.recv() => match c {
+                    Ok(c) => vec![(c.a, c.b, true), (c.b, c.a, true)],
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "roster pushes lagged");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                r = renames.recv() => match r {
+                    Ok(user) => match self.store.contacts(user).await {
+                        Ok(list) => list.into_iter().map(|c| (c.user_id, user, false)).collect(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "contacts unavailable for a rename push");
+                            continue;
+                        }
+                    },
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "rename pushes lagged");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
                 _ = stopped(&mut stop) => return,
             };
-            match change {
-                Ok(c) => {
-                    for (owner, other) in [(c.a, c.b), (c.b, c.a)] {
-                        if let Err(e) = self.push_roster_change(owner, other).await {
-                            tracing::warn!(error = %e, "roster push failed");
-                        }
-                    }
+            for (owner, other, presence) in pushes {
+                if let Err(e) = self.push_roster_change(owner, other, presence).await {
+                    tracing::warn!(error = %e, "roster push failed");
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "roster pushes lagged");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     }

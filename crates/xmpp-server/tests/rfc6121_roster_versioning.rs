@@ -1,6 +1,7 @@
 //! RFC 6121 §2.6 roster versioning over real sockets, on SQLite and PostgreSQL: the stream
 //! feature, an empty result when the client's version is current, the full roster with a new
-//! version after REST contact changes, versioned pushes, and the version across a restart.
+//! version after REST contact changes (and a contact's new display name), versioned pushes,
+//! and the version across a restart.
 mod common;
 
 use common::{bounded, Auth, Client, Rest, Via, DOMAIN};
@@ -87,7 +88,7 @@ async fn scenario(dir: std::path::PathBuf, db_url: String) {
     let v2 = ver_of(&push);
     assert!(v2 != v1 && v2 != v0);
 
-    // the contact's new display name (REST) is a roster change too: a new version
+    // the contact's new display name (REST) is a roster change too: a push, a new version
     let (st, _) = rest
         .call(
             reqwest::Method::PATCH,
@@ -97,10 +98,12 @@ async fn scenario(dir: std::path::PathBuf, db_url: String) {
         )
         .await;
     assert!(st.is_success(), "{st}");
+    let push = alice.expect_with("name='Bobby Tables'", "</iq>").await;
+    let v3 = ver_of(&push);
+    assert_ne!(v3, v2);
     let r4 = roster(&mut alice, "r4", Some(&v2)).await;
     assert!(r4.contains("name='Bobby Tables'"), "{r4}");
-    let v3 = ver_of(&r4);
-    assert_ne!(v3, v2);
+    assert_eq!(ver_of(&r4), v3);
 
     // a restart on the same database keeps the version
     drop(alice);
