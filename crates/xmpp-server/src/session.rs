@@ -674,6 +674,8 @@ impl Session {
             let offline: Vec<iris_store::OfflineRow> = leftover
                 .iter()
                 .filter(|e| e.name() == "message" && e.get_child("body", ns::CLIENT).is_some())
+                // room messages stay in the room's archive (XEP-0045 history, MAM)
+                .filter(|e| crate::hub::message_type(e) != "groupchat")
                 .filter_map(|e| {
                     let mut e = e.clone();
                     crate::handlers::add_delay(&mut e, &self.hub.domain, now_ms());

@@ -188,3 +188,47 @@ async fn xep0352_held_stanzas_reach_the_resumed_stream() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn xep0352_room_chatter_waits_mentions_do_not_and_held_chatter_is_not_stored_offline() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        let room = "csi-room@conference.example.com";
+        let mut alice = online(&s, "alice").await;
+        let mut bob = online(&s, "bob").await;
+        let join = |nick: &str| format!("<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+        alice.send(&join("Alice")).await;
+        alice.expect("<subject").await;
+        alice.send(&format!("<iq type='set' id='m1' to='{room}'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='bob@example.com' affiliation='member'/></query></iq>")).await;
+        alice.expect("id='m1'").await;
+        bob.send(&join("Bob")).await;
+        bob.expect("<subject").await;
+        alice.expect(&format!("from='{room}/Bob'")).await;
+
+        alice.send(&format!("<inactive xmlns='{CSI}'/>")).await;
+        sync(&mut alice, "s1").await;
+        let say = |text: &str| format!("<message to='{room}' type='groupchat'><body>{text}</body></message>");
+        bob.send(&say("chatter-1")).await;
+        assert!(alice.silent("chatter-1", QUIET).await, "room chatter held back");
+        // a message naming the user's nick goes out at once, after the held chatter
+        bob.send(&say("ping alice, please")).await;
+        let got = alice.expect("ping alice, please").await;
+        assert!(got.contains("chatter-1"), "{got}");
+
+        // chatter held when the stream closes is dropped, not stored as offline messages
+        bob.send(&say("chatter-2")).await;
+        assert!(alice.silent("chatter-2", QUIET).await);
+        alice.send("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>").await;
+        alice.expect("<close").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut again = Client::login(&s, Via::Ws, "alice", Auth::Plain, "desk").await;
+        again.send("<presence/>").await;
+        // offline messages come with the initial presence, before its reflection
+        let mut seen = again.expect("from='alice@example.com/desk'").await;
+        seen += &sync(&mut again, "s2").await;
+        assert!(!seen.contains("chatter-2"), "no offline copy of room chatter: {seen}");
+        assert!(again.silent("chatter-2", QUIET).await);
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
