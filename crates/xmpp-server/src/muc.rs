@@ -588,6 +588,7 @@ impl Session {
                     "muc_membersonly",
                     "muc_persistent",
                     "muc_nonanonymous",
+                    crate::muc_voice::REQUEST,
                     ns::MAM,
                     ns::SID,
                 ] {

@@ -388,6 +388,10 @@ async fn xep0045_7_13_voice_request_approved_by_a_moderator() {
         bob.expect_with("role='visitor'", "</presence>").await;
         carol.expect_with("role='visitor'", "</presence>").await;
 
+        // the room says it takes voice requests (disco)
+        bob.send(&format!("<iq type='get' id='di' to='{room}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
+        let info = bob.expect_with("id='di'", "</iq>").await;
+        assert!(info.contains(&format!("var='{REQUEST}'")), "{info}");
         // the visitor asks for voice: the moderator gets the approval form, others do not
         let ask = format!(
             "<message to='{room}' id='ask1'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{REQUEST}</value></field><field var='muc#role' type='list-single'><value>participant</value></field></x></message>"
