@@ -34,7 +34,7 @@ pub struct XmppConfig {
     /// presence. Default 1000.
     pub offline_max: i64,
     /// Most stanzas held back for a client that declared itself inactive (XEP-0352); a full
-    /// queue is sent at once. Default 256.
+    /// queue is sent at once, so 0 or 1 holds nothing back. Default 256.
     pub csi_queue_max: usize,
     /// Where clients go while this server shuts down (RFC 6120 §4.9.3.19): `host[:port]` sent
     /// to TCP streams in `<see-other-host/>`. Unset (default): `<system-shutdown/>`.
