@@ -2,7 +2,7 @@
 //! (disco XEP-0030, ping XEP-0199, vCard XEP-0054, private XML XEP-0049, blocking XEP-0191,
 //! carbons XEP-0280, MAM XEP-0313, last activity XEP-0012, version XEP-0092).
 use crate::error::Failure;
-use crate::hub::{message_type, roster_item};
+use crate::hub::message_type;
 use crate::session::{Handled, Session};
 use crate::util::{el, format_time, now_ms, ns, parse_time, random_id, set, text_el, Jid};
 use futures_util::future::{BoxFuture, FutureExt};
@@ -49,7 +49,7 @@ fn archivable(msg: &Element) -> bool {
         && (msg.has_child("body", ns::CLIENT) || msg.has_child("store", ns::HINTS))
 }
 
-fn field_value<'a>(form: &'a Element, var: &str) -> Option<String> {
+pub(crate) fn field_value<'a>(form: &'a Element, var: &str) -> Option<String> {
     form.children()
         .find(|f| f.name() == "field" && f.attr("var") == Some(var))
         .and_then(|f: &'a Element| f.get_child("value", ns::DATA))
@@ -425,7 +425,7 @@ impl Session {
         let server = target.as_ref().is_some_and(|j| j.local.is_none());
         let pns = payload.ns();
         match (kind.as_str(), payload.name(), pns.as_str()) {
-            ("get", "query", ns::ROSTER) => self.roster_get(iq).await,
+            ("get", "query", ns::ROSTER) => self.roster_get(iq, &payload).await,
             ("set", "query", ns::ROSTER) => self.roster_set(iq, &payload).await,
             ("get", "query", ns::DISCO_INFO) => {
                 let info = if server {
@@ -601,20 +601,6 @@ impl Session {
             q.append_child(el("feature", ns::DISCO_INFO, &[("var", f)]));
         }
         q
-    }
-
-    async fn roster_get(&mut self, iq: &Element) -> Result<(), Failure> {
-        let user = self.user.clone().ok_or(Failure::Forbidden)?;
-        let mut q = el("query", ns::ROSTER, &[]);
-        for c in self.hub.store.contacts(user.id).await? {
-            q.append_child(roster_item(
-                c.login.as_str(),
-                &c.display_name,
-                Some(c.state),
-            ));
-        }
-        self.reply(iq, Some(q));
-        Ok(())
     }
 
     /// RFC 6121 §2.5: removing an item ends the contact (or the invitation); other roster

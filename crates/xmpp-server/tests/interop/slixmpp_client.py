@@ -9,15 +9,11 @@ Environment: XMPP_HOST, XMPP_PORT, XMPP_CA, XMPP_DOMAIN, XMPP_PASSWORD.
 import asyncio
 import logging
 import os
-import sys
 
 from slixmpp import JID, ClientXMPP
 
-HOST = os.environ["XMPP_HOST"]
-PORT = int(os.environ["XMPP_PORT"])
-CA = os.environ["XMPP_CA"]
-DOMAIN = os.environ["XMPP_DOMAIN"]
-PASSWORD = os.environ["XMPP_PASSWORD"]
+from iris_env import CA, DOMAIN, HOST, PASSWORD, PORT, check
+
 if os.environ.get("XMPP_DEBUG"):
     logging.basicConfig(level=logging.DEBUG)
 
@@ -29,12 +25,6 @@ def client(user: str, mech: str) -> ClientXMPP:
     c.ca_certs = CA
     return c
 
-
-def check(cond, what):
-    if not cond:
-        print(f"FAIL: {what}", flush=True)
-        sys.exit(1)
-    print(f"ok: {what}", flush=True)
 
 
 async def main():
