@@ -4,7 +4,7 @@ use crate::archive::ArchiveWriter;
 use crate::config::XmppConfig;
 use crate::router::{Resource, Router, SessionCmd, SessionHandle};
 use crate::util::{bare_of, el, ns, set, Jid};
-use iris_model::{ContactState, UserId};
+use iris_model::{Contact, ContactState, UserId};
 use iris_services::{Accounts, Bubbles, Contacts};
 use iris_store::Store;
 use iris_xmpp::Element;
@@ -271,9 +271,10 @@ impl Hub {
         if resources.is_empty() {
             return Ok(());
         }
-        let state = self.store.contact_state(owner, other).await?;
+        let entry = self.store.contact(owner, other).await?;
+        let state = entry.as_ref().map(|c| c.state);
         let other_bare = other_user.login.as_str();
-        let item = roster_item(other_bare, &other_user.display_name, state);
+        let item = roster_item(other_bare, entry.as_ref());
         for r in &resources {
             let mut query = el("query", ns::ROSTER, &[]);
             query.append_child(item.clone());
@@ -333,7 +334,13 @@ impl Hub {
             };
             match change {
                 Ok(c) => {
-                    for (owner, other) in [(c.a, c.b), (c.b, c.a)] {
+                    let pairs = [(c.a, c.b), (c.b, c.a)];
+                    let pairs = if c.labels_only {
+                        &pairs[..1]
+                    } else {
+                        &pairs[..]
+                    };
+                    for &(owner, other) in pairs {
                         if let Err(e) = self.push_roster_change(owner, other).await {
                             tracing::warn!(error = %e, "roster push failed");
                         }
@@ -348,23 +355,37 @@ impl Hub {
     }
 }
 
-/// A `jabber:iq:roster` item for a contact (RFC 6121 §2.1.2): accepted is `both`, a sent
-/// invitation `none` + `ask='subscribe'`, a received one `none`, no entry `remove`.
-pub(crate) fn roster_item(jid: &str, name: &str, state: Option<ContactState>) -> Element {
+/// A `jabber:iq:roster` item for `owner`'s entry of a contact (RFC 6121 §2.1.2): accepted is
+/// `both`, a sent invitation `none` + `ask='subscribe'`, a received one `none`, no entry
+/// `remove`. The name is the owner's own name for the contact, else the contact's display
+/// name; the owner's groups follow as `<group/>` children.
+pub(crate) fn roster_item(jid: &str, entry: Option<&Contact>) -> Element {
     let mut attrs = vec![("jid", jid)];
-    match state {
-        Some(ContactState::Accepted) => attrs.push(("subscription", "both")),
-        Some(ContactState::InvitationSent) => {
+    let Some(entry) = entry else {
+        attrs.push(("subscription", "remove"));
+        return el("item", ns::ROSTER, &attrs);
+    };
+    match entry.state {
+        ContactState::Accepted => attrs.push(("subscription", "both")),
+        ContactState::InvitationSent => {
             attrs.push(("subscription", "none"));
             attrs.push(("ask", "subscribe"));
         }
-        Some(ContactState::InvitationReceived) => attrs.push(("subscription", "none")),
-        None => attrs.push(("subscription", "remove")),
+        ContactState::InvitationReceived => attrs.push(("subscription", "none")),
     }
-    if state.is_some() && !name.is_empty() {
+    let name = entry.name.as_deref().unwrap_or(&entry.display_name);
+    if !name.is_empty() {
         attrs.push(("name", name));
     }
-    el("item", ns::ROSTER, &attrs)
+    let mut item = el("item", ns::ROSTER, &attrs);
+    for group in &entry.groups {
+        item.append_child(
+            Element::builder("group", ns::ROSTER)
+                .append(group.as_str())
+                .build(),
+        );
+    }
+    item
 }
 
 /// XEP-0280 §6: chat messages (and normal ones with a body) are copied unless marked
