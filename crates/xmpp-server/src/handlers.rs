@@ -6,7 +6,7 @@ use crate::hub::message_type;
 use crate::session::{Handled, Session};
 use crate::util::{el, format_time, now_ms, ns, parse_time, random_id, set, text_el, Jid};
 use futures_util::future::{BoxFuture, FutureExt};
-use iris_model::{ContactState, Login};
+use iris_model::{ContactState, Login, UserId};
 use iris_services::Actor;
 use iris_store::{ArchiveQuery, ArchiveRow, OfflineRow};
 use iris_xmpp::wire::{element_to_string, iq_result};
@@ -603,8 +603,10 @@ impl Session {
         q
     }
 
-    /// RFC 6121 §2.5: removing an item ends the contact (or the invitation); other roster
-    /// sets are accepted and change nothing (names and groups are not stored).
+    /// RFC 6121 §2.3–2.5: removing an item ends the contact (or the invitation); a set on an
+    /// existing entry stores the user's name and groups for it (roster push to every resource
+    /// via the contacts service). A set for a JID that is no contact yet is accepted and
+    /// changes nothing: the entry appears when the user subscribes (invites).
     async fn roster_set(&mut self, iq: &Element, query: &Element) -> Result<(), Failure> {
         let item = query
             .get_child("item", ns::ROSTER)
@@ -632,9 +634,38 @@ impl Session {
                 Some(_) => self.hub.contacts.decline(&actor, other.id).await?,
                 None => return Err(Failure::NotFound),
             }
+        } else if let Some(other) = self.roster_target(&jid).await? {
+            let actor = self.actor().ok_or(Failure::Forbidden)?;
+            let groups: Vec<String> = item
+                .children()
+                .filter(|c| c.is("group", ns::ROSTER))
+                .map(|g| g.text())
+                .collect();
+            // RFC 6121 §2.3.3: an empty or oversized group or name is `not-acceptable`.
+            self.hub
+                .contacts
+                .relabel(&actor, other, item.attr("name"), &groups)
+                .await
+                .map_err(|e| match e {
+                    iris_services::Error::Invalid { .. } => Failure::NotAcceptable,
+                    other => other.into(),
+                })?;
         }
         self.reply(iq, None);
         Ok(())
+    }
+
+    /// The user `jid` names if it is in the session user's contact list.
+    async fn roster_target(&mut self, jid: &Jid) -> Result<Option<UserId>, Failure> {
+        let user = self.user.clone().ok_or(Failure::Forbidden)?;
+        let Ok(login) = Login::parse(&jid.bare()) else {
+            return Ok(None);
+        };
+        let Some((other, _)) = self.hub.store.user_by_login(&login).await? else {
+            return Ok(None);
+        };
+        let known = self.hub.store.contact_state(user.id, other.id).await?;
+        Ok(known.map(|_| other.id))
     }
 
     async fn vcard_get(&mut self, iq: &Element, bare: &str) -> Result<(), Failure> {

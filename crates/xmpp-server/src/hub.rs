@@ -4,7 +4,7 @@ use crate::archive::ArchiveWriter;
 use crate::config::XmppConfig;
 use crate::router::{Resource, Router, SessionCmd, SessionHandle};
 use crate::util::{bare_of, el, ns, set, Jid};
-use iris_model::{ContactState, UserId};
+use iris_model::{Contact, ContactState, UserId};
 use iris_services::{Accounts, Bubbles, Contacts};
 use iris_store::Store;
 use iris_xmpp::Element;
@@ -274,13 +274,11 @@ impl Hub {
         }
         // the item and the roster version (RFC 6121 §2.6) from one read of the list
         let contacts = self.store.contacts(owner).await?;
-        let state = contacts
-            .iter()
-            .find(|c| c.user_id == other)
-            .map(|c| c.state);
+        let entry = contacts.iter().find(|c| c.user_id == other);
+        let state = entry.map(|c| c.state);
         let ver = crate::roster::version(&crate::roster::items(&contacts));
         let other_bare = other_user.login.as_str();
-        let item = roster_item(other_bare, &other_user.display_name, state);
+        let item = roster_item(other_bare, entry);
         for r in &resources {
             let mut query = el("query", ns::ROSTER, &[("ver", &ver)]);
             query.append_child(item.clone());
@@ -343,6 +341,8 @@ impl Hub {
             // (owner, other, whether the presence exchange changes too)
             let pushes: Vec<(UserId, UserId, bool)> = tokio::select! {
                 c = changes.recv() => match c {
+                    // labels (name, groups) are the owner's alone: no presence change
+                    Ok(c) if c.labels_only => vec![(c.a, c.b, false)],
                     Ok(c) => vec![(c.a, c.b, true), (c.b, c.a, true)],
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "roster pushes lagged");
@@ -375,23 +375,37 @@ impl Hub {
     }
 }
 
-/// A `jabber:iq:roster` item for a contact (RFC 6121 §2.1.2): accepted is `both`, a sent
-/// invitation `none` + `ask='subscribe'`, a received one `none`, no entry `remove`.
-pub(crate) fn roster_item(jid: &str, name: &str, state: Option<ContactState>) -> Element {
+/// A `jabber:iq:roster` item for `owner`'s entry of a contact (RFC 6121 §2.1.2): accepted is
+/// `both`, a sent invitation `none` + `ask='subscribe'`, a received one `none`, no entry
+/// `remove`. The name is the owner's own name for the contact, else the contact's display
+/// name; the owner's groups follow as `<group/>` children.
+pub(crate) fn roster_item(jid: &str, entry: Option<&Contact>) -> Element {
     let mut attrs = vec![("jid", jid)];
-    match state {
-        Some(ContactState::Accepted) => attrs.push(("subscription", "both")),
-        Some(ContactState::InvitationSent) => {
+    let Some(entry) = entry else {
+        attrs.push(("subscription", "remove"));
+        return el("item", ns::ROSTER, &attrs);
+    };
+    match entry.state {
+        ContactState::Accepted => attrs.push(("subscription", "both")),
+        ContactState::InvitationSent => {
             attrs.push(("subscription", "none"));
             attrs.push(("ask", "subscribe"));
         }
-        Some(ContactState::InvitationReceived) => attrs.push(("subscription", "none")),
-        None => attrs.push(("subscription", "remove")),
+        ContactState::InvitationReceived => attrs.push(("subscription", "none")),
     }
-    if state.is_some() && !name.is_empty() {
+    let name = entry.name.as_deref().unwrap_or(&entry.display_name);
+    if !name.is_empty() {
         attrs.push(("name", name));
     }
-    el("item", ns::ROSTER, &attrs)
+    let mut item = el("item", ns::ROSTER, &attrs);
+    for group in &entry.groups {
+        item.append_child(
+            Element::builder("group", ns::ROSTER)
+                .append(group.as_str())
+                .build(),
+        );
+    }
+    item
 }
 
 /// XEP-0280 §6: chat messages (and normal ones with a body) are copied unless marked

@@ -1,6 +1,6 @@
 //! RFC 6121 §2 roster reads and §2.6 roster versioning: the roster is the user's Iris
 //! contacts, and its version is a digest of exactly what the client would receive (each
-//! item's JID, name, subscription and ask), so every change to the contacts — over XMPP or
+//! item's JID, name, subscription, ask and groups), so every change to the contacts — over XMPP or
 //! REST, a contact's new display name, a deleted account — changes it, and it survives
 //! restarts without a counter to keep in step. It does not change contacts (`services`).
 use crate::error::Failure;
@@ -19,7 +19,7 @@ pub(crate) const FEATURE_NS: &str = "urn:xmpp:features:rosterver";
 pub(crate) fn items(contacts: &[Contact]) -> Vec<Element> {
     contacts
         .iter()
-        .map(|c| roster_item(c.login.as_str(), &c.display_name, Some(c.state)))
+        .map(|c| roster_item(c.login.as_str(), Some(c)))
         .collect()
 }
 
@@ -80,6 +80,8 @@ mod tests {
             login: Login::parse(login).expect("login"),
             display_name: name.to_owned(),
             state,
+            name: None,
+            groups: Vec::new(),
             updated_at: 0,
         }
     }
@@ -111,6 +113,13 @@ mod tests {
             Vec::new(),
         ] {
             assert_ne!(v, version(&items(&changed)), "{changed:?}");
+        }
+        // the owner's own name and groups are part of the roster too
+        for (name, groups) in [(Some("B."), vec![]), (None, vec!["Work".to_owned()])] {
+            let mut labelled = a.clone();
+            labelled[0].name = name.map(str::to_owned);
+            labelled[0].groups = groups;
+            assert_ne!(v, version(&items(&labelled)), "{labelled:?}");
         }
     }
 

@@ -4,19 +4,11 @@
 //! everything is scoped to the caller's company.
 mod common;
 
-use common::{bounded, start, Auth, Client, Rest, Server, Via, DOMAIN, PASSWORD};
+use common::{bounded, online, start, Rest, DOMAIN, PASSWORD};
 use iris_model::{Login, Role, Secret};
 use iris_services::NewAccount;
 use reqwest::StatusCode;
 use serde_json::json;
-
-async fn online(s: &Server, user: &str) -> Client {
-    let mut c = Client::login(s, Via::Ws, user, Auth::Plain, "r").await;
-    c.send("<presence/>").await;
-    let from = format!("from='{}'", c.jid);
-    c.expect(&from).await;
-    c
-}
 
 #[tokio::test]
 async fn rest_bubbles_are_muc_rooms() {

@@ -651,3 +651,12 @@ pub async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
         .await
         .expect("test took longer than 60 s");
 }
+
+/// Logs `user` in over WebSocket and sends initial presence.
+pub async fn online(s: &Server, user: &str) -> Client {
+    let mut c = Client::login(s, Via::Ws, user, Auth::Plain, "r").await;
+    c.send("<presence/>").await;
+    let from = format!("from='{}'", c.jid);
+    c.expect(&from).await;
+    c
+}

@@ -2,8 +2,8 @@
 """Interop: two slixmpp clients against Iris over TCP 5222 with STARTTLS.
 
 alice logs in with SCRAM-SHA-256, bob with PLAIN; roster subscription (bob auto-accepts),
-presence, ping, carbons, chat, MAM paging (RSM max=2), MUC join and groupchat, stream
-management (XEP-0198 enabled by the plugin). Prints OK and exits 0 on success.
+roster name and groups, presence, ping, carbons, chat, MAM paging (RSM max=2), MUC join and
+groupchat, stream management (XEP-0198 enabled by the plugin). Prints OK and exits 0 on success.
 Environment: XMPP_HOST, XMPP_PORT, XMPP_CA, XMPP_DOMAIN, XMPP_PASSWORD.
 """
 import asyncio
@@ -51,6 +51,14 @@ async def main():
             break
         await asyncio.sleep(0.1)
     check(alice.client_roster[bob_jid]["subscription"] == "both", "subscription both after auto-accept")
+
+    await alice.update_roster(bob_jid, name="Bobby", groups=["Work", "Friends"])
+    res = await alice.get_roster()
+    item = res["roster"]["items"][JID(bob_jid)]
+    check(
+        item["name"] == "Bobby" and sorted(item["groups"]) == ["Friends", "Work"],
+        f"roster name and groups stored ({item['name']!r}, {item['groups']!r})",
+    )
 
     await alice["xep_0199"].ping(jid=JID(DOMAIN), timeout=5)
     check(True, "ping")
