@@ -134,6 +134,7 @@ for scenario in $SCENARIOS; do
     for round in $(seq "$REPEAT"); do
         for server in $servers; do
             idle=$(wait_quiet)
+            load=$(cut -d' ' -f1 /proc/loadavg)
             start_server "$server"
             # shellcheck disable=SC2046
             line=$(timeout $((DURATION + 60)) taskset -c "$LOADGEN_CPUS" "$target/loadgen" \
@@ -141,7 +142,7 @@ for scenario in $SCENARIOS; do
                 --duration "$DURATION" --server-pid "$server_pid" --label "$server" \
                 $(args_for "$scenario") | grep '^RESULT' || echo "RESULT failed=1")
             stop_server
-            echo "$scenario round=$round idle_before=$idle $line" >>"$work/results.txt"
+            echo "$scenario round=$round idle_before=$idle load_before=$load $line" >>"$work/results.txt"
         done
     done
     for server in $servers; do
@@ -154,7 +155,7 @@ done
 
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
-printf '\n%-12s %-7s %12s %8s %8s %12s %12s %6s\n' scenario server "pkts/s" "loss%" "cpu-s" "pkts/cpu-s" "vs coturn" "idle%"
+printf '\n%-12s %-7s %12s %8s %8s %12s %12s %6s %5s\n' scenario server "pkts/s" "loss%" "cpu-s" "pkts/cpu-s" "vs coturn" "idle%" "load"
 for scenario in $SCENARIOS; do
     c="${result[$scenario/coturn]}"
     for server in $servers; do
@@ -165,12 +166,12 @@ for scenario in $SCENARIOS; do
                 -v p="$(field "$r" pps)" -v q="$(field "$c" pps)" \
                 'BEGIN { if (b > 0 && q > 0) printf "%.2f/%.2f", p / q, a / b }')
         fi
-        printf '%-12s %-7s %12s %8s %8s %12s %12s %6s\n' "$scenario" "$server" \
+        printf '%-12s %-7s %12s %8s %8s %12s %12s %6s %5s\n' "$scenario" "$server" \
             "$(field "$r" pps)" "$(field "$r" loss_pct)" "$(field "$r" server_cpu_s)" \
-            "$(field "$r" pkts_per_cpu_s)" "$ratio" "$(field "$r" idle_before)"
+            "$(field "$r" pkts_per_cpu_s)" "$ratio" "$(field "$r" idle_before)" "$(field "$r" load_before)"
     done
 done
-echo "(vs coturn: relayed pkts/s ratio / pkts per server CPU-second ratio; idle%: machine idle before the run)"
+echo "(vs coturn: relayed pkts/s ratio / pkts per server CPU-second ratio; idle%: machine idle before the run; load: 1-min load average before it)"
 
 # coturn's own client as a reference (echo through turnutils_peer), bounded and quick.
 if [ "$UCLIENT" = 1 ] && command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null; then

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
         me::show, me::update, me::change_password,
         users::directory, users::list, users::create, users::show, users::update, users::remove, users::set_password,
         companies::list, companies::create, companies::remove,
-        contacts::list, contacts::invite, contacts::accept, contacts::decline, contacts::remove,
+        contacts::list, contacts::invite, contacts::accept, contacts::decline, contacts::relabel, contacts::remove,
         bubbles::list, bubbles::create, bubbles::show, bubbles::update, bubbles::remove,
         bubbles::members, bubbles::add_member, bubbles::remove_member,
     ),

@@ -57,7 +57,22 @@ pub struct ContactView {
     /// invitation_sent, invitation_received or accepted.
     #[schema(value_type = String, example = "accepted")]
     pub state: ContactState,
+    /// The caller's own name for this contact (the XMPP roster item name); absent: none set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The caller's roster groups for this contact.
+    pub groups: Vec<String>,
     pub updated_at: i64,
+}
+
+/// The caller's own labels for a contact; a field left out stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelabelContact {
+    /// The caller's name for the contact; `""` clears it.
+    pub name: Option<String>,
+    /// The roster groups, replacing the current ones; `[]` clears them.
+    pub groups: Option<Vec<String>>,
 }
 
 impl From<Contact> for ContactView {
@@ -67,6 +82,8 @@ impl From<Contact> for ContactView {
             login: c.login.to_string(),
             display_name: c.display_name,
             state: c.state,
+            name: c.name,
+            groups: c.groups,
             updated_at: c.updated_at,
         }
     }

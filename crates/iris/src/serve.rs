@@ -151,7 +151,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     if let Some(xmpp) = xmpp {
-        // Streams get <system-shutdown/> and the archive is flushed before HTTP drains.
+        // Streams get <see-other-host/> (when configured) or <system-shutdown/>, and the
+        // archive is flushed, before HTTP drains.
         xmpp.shutdown().await;
     }
     drain(&config, running).await;

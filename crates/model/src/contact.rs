@@ -45,6 +45,11 @@ pub struct Contact {
     pub login: Login,
     pub display_name: String,
     pub state: ContactState,
+    /// The owner's own name for this contact (RFC 6121 roster item `name`); `None`: the
+    /// contact's display name is shown.
+    pub name: Option<String>,
+    /// Roster groups the owner filed this contact under, in the owner's order, no duplicates.
+    pub groups: Vec<String>,
     /// Last change, Unix milliseconds.
     pub updated_at: i64,
 }

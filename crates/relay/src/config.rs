@@ -71,6 +71,11 @@ pub struct RelayConfig {
     /// kernel allows it (default true; it is turned off by itself when the kernel or the
     /// device refuses it). False sends one datagram per message (`sendmmsg` batches still).
     pub udp_gso: bool,
+    /// io_uring for lone datagrams (default true): when each relayed datagram leaves through
+    /// a different relay socket (client → peer, one packet per allocation at a time), one
+    /// `io_uring_enter` sends all of a worker's round instead of one `sendto` each. Where
+    /// the kernel or a sandbox refuses io_uring, `sendto` is used by itself; false forces it.
+    pub udp_io_uring: bool,
     /// DNS name clients reach this relay by, advertised in ICE server lists when
     /// `servers` is empty (then this relay is the only one). Absent: its first public IP.
     pub public_name: Option<String>,
@@ -180,6 +185,7 @@ impl Default for RelayConfig {
             udp_workers: 0,
             udp_buffer_bytes: 4 << 20,
             udp_gso: true,
+            udp_io_uring: true,
             public_name: None,
             credential_ttl_secs: 86_400,
             geoip_database: None,

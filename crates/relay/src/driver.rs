@@ -9,6 +9,7 @@ use iris_turn::{
     FiveTuple, Forward, PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant,
     RelayRequest, RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
+use rustc_hash::FxHashMap;
 use rustix::event::epoll;
 use std::collections::HashMap;
 use std::io::Read;
@@ -250,11 +251,13 @@ struct RelayEntry {
     reader: Reader,
 }
 
-/// Relay sockets by local address and by epoll token.
+/// Relay sockets by local address and by epoll token. Both keys are chosen by the relay (its
+/// own relay ports, its counter), never by a client, so they are hashed with the fast,
+/// not flooding-resistant FxHash: the client → peer path looks up one per packet.
 #[derive(Default)]
 struct Relays {
-    by_addr: HashMap<SocketAddr, RelayEntry>,
-    by_token: HashMap<u64, Arc<BatchSocket>>,
+    by_addr: FxHashMap<SocketAddr, RelayEntry>,
+    by_token: FxHashMap<u64, Arc<BatchSocket>>,
 }
 
 /// A UDP worker: its own SO_REUSEPORT listener socket and an epoll set holding that socket
@@ -283,6 +286,8 @@ struct Shared {
     next_worker: AtomicUsize,
     /// UDP GSO allowed (config `udp_gso`).
     gso: bool,
+    /// io_uring for lone sends allowed (config `udp_io_uring`).
+    io_uring: bool,
     io: Arc<IoCounters>,
     streams: Mutex<HashMap<(SocketAddr, SocketAddr), Writer>>,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -540,6 +545,7 @@ impl Relay {
             next_token: AtomicU64::new(LISTENER_TOKEN + 1),
             next_worker: AtomicUsize::new(0),
             gso: config.udp_gso,
+            io_uring: config.udp_io_uring,
             io: Arc::new(IoCounters::default()),
             streams: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -953,7 +959,7 @@ async fn udp_worker(shared: Arc<Shared>, index: usize) {
         index,
         listener: worker.listener.clone(),
         rx: RecvBuffers::new(),
-        tx: SendQueue::new(shared.gso, shared.io.clone()),
+        tx: SendQueue::new(shared.gso, shared.io_uring, shared.io.clone()),
         later: Vec::new(),
     };
     let mut tokens: Vec<u64> = Vec::with_capacity(EPOLL_EVENTS);
@@ -1036,8 +1042,10 @@ impl WorkerLoop {
                 peer,
                 data,
             } => {
-                if let Some(socket) = self.shared.relay(&relayed) {
-                    self.tx.push(&socket, peer, None, &[data]);
+                // Queued under the read lock: no `Arc` clone and drop per packet.
+                let relays = self.shared.relays();
+                if let Some(entry) = relays.by_addr.get(&relayed) {
+                    self.tx.push(&entry.socket, peer, None, &[data]);
                 }
             }
             Forward::ToClient {

@@ -10,11 +10,19 @@
 //!   the refused run is then sent again one datagram per message;
 //! * everything else from the same socket as one `sendmmsg` of up to [`MMSG`] messages;
 //!   datagrams that need an `IP_PKTINFO` source address (listeners bound to a wildcard
-//!   address) go one `sendmsg` each through `quinn-udp` instead.
+//!   address) go one `sendmsg` each through `quinn-udp` instead;
+//! * a lone datagram (the only one of its socket at that point of the queue, as in client →
+//!   peer relaying where each allocation sends from its own relay socket) through the
+//!   worker's io_uring ([`crate::uring`]): all lone datagrams between two batched sends go
+//!   in one kernel entry. Without a ring (config `udp_io_uring = false`, or the kernel or
+//!   sandbox refusing io_uring) each is one `sendto`; a ring whose sends the kernel rejects
+//!   with `EINVAL` while `sendto` accepts them (kernels before 6.0 take no destination
+//!   address on `IORING_OP_SEND`) is dropped and `sendto` used from then on.
 //!
 //! A datagram the kernel will not take now (EAGAIN: send buffer full) is dropped and
 //! counted, as a router drops on a full queue; nothing waits.
 
+use crate::uring::{Op, SendRing};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
@@ -42,11 +50,26 @@ pub(crate) struct BatchSocket {
 }
 
 impl BatchSocket {
-    /// Wraps a bound socket (made non-blocking; GRO and packet info enabled by `quinn-udp`).
+    /// Wraps a bound socket (made non-blocking; GRO enabled by `quinn-udp`). Of the control
+    /// messages `quinn-udp` asks for, it keeps only the destination address, and only on a
+    /// socket bound to a wildcard address (the one case the driver reads it): the relay does
+    /// not use ECN, and each control message costs a `put_cmsg` per received datagram.
     pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let state = UdpSocketState::new((&socket).into())?;
         let local = socket.local_addr()?;
+        let v6 = local.is_ipv6();
+        // Best effort: a failure only leaves a control message on.
+        let _ = rustix::net::sockopt::set_ip_recvtos(&socket, false);
+        if v6 {
+            let _ = rustix::net::sockopt::set_ipv6_recvtclass(&socket, false);
+        }
+        if !local.ip().is_unspecified() {
+            let _ = set_packet_info(&socket, false, false);
+            if v6 {
+                let _ = set_packet_info(&socket, true, false);
+            }
+        }
         Ok(BatchSocket {
             socket,
             state,
@@ -87,6 +110,33 @@ impl BatchSocket {
     }
 }
 
+/// Sets `IP_PKTINFO` (`v6`: `IPV6_RECVPKTINFO`) on `socket`; neither rustix nor socket2 has
+/// a setter for it.
+#[allow(unsafe_code)]
+fn set_packet_info(socket: &std::net::UdpSocket, v6: bool, on: bool) -> io::Result<()> {
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_PKTINFO)
+    };
+    let value = libc::c_int::from(on);
+    // SAFETY: a descriptor borrowed from a live socket, an `int` option and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 impl AsRawFd for BatchSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
@@ -114,6 +164,10 @@ pub struct IoCounters {
     pub gso_sends: AtomicU64,
     /// Datagrams dropped because the kernel refused them (full buffer, unreachable…).
     pub send_dropped: AtomicU64,
+    /// `io_uring_enter` calls among `send_calls`.
+    pub ring_enters: AtomicU64,
+    /// Datagrams sent through io_uring among `send_datagrams`.
+    pub ring_datagrams: AtomicU64,
 }
 
 /// A snapshot of [`IoCounters`].
@@ -131,6 +185,10 @@ pub struct IoStats {
     pub gso_sends: u64,
     /// Datagrams dropped because the kernel refused them.
     pub send_dropped: u64,
+    /// `io_uring_enter` calls among `send_calls` (each sends many lone datagrams).
+    pub ring_enters: u64,
+    /// Datagrams sent through io_uring among `send_datagrams`.
+    pub ring_datagrams: u64,
 }
 
 impl IoCounters {
@@ -143,6 +201,8 @@ impl IoCounters {
             send_datagrams: get(&self.send_datagrams),
             gso_sends: get(&self.gso_sends),
             send_dropped: get(&self.send_dropped),
+            ring_enters: get(&self.ring_enters),
+            ring_datagrams: get(&self.ring_datagrams),
         }
     }
 
@@ -168,6 +228,11 @@ pub(crate) struct SendQueue {
     buf: Vec<u8>,
     items: Vec<Item>,
     gso: bool,
+    /// Lone datagrams (indices into `items`) waiting for the ring, in queue order.
+    lone: Vec<usize>,
+    /// Lone datagrams the ring refused with `EINVAL`, to try again with `sendto`.
+    refused: Vec<usize>,
+    ring: Option<SendRing>,
     counters: Arc<IoCounters>,
 }
 
@@ -176,17 +241,33 @@ impl std::fmt::Debug for SendQueue {
         f.debug_struct("SendQueue")
             .field("items", &self.items.len())
             .field("gso", &self.gso)
+            .field("ring", &self.ring.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl SendQueue {
-    /// An empty queue; `gso: false` never builds GSO sends.
-    pub(crate) fn new(gso: bool, counters: Arc<IoCounters>) -> Self {
+    /// An empty queue; `gso: false` never builds GSO sends, `ring: false` sends lone
+    /// datagrams with `sendto` instead of trying io_uring.
+    pub(crate) fn new(gso: bool, ring: bool, counters: Arc<IoCounters>) -> Self {
+        let ring = if ring {
+            match SendRing::new() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::info!(error = %e, "io_uring unavailable: one sendto per lone datagram");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         SendQueue {
             buf: Vec::with_capacity(QUEUE_BYTES),
             items: Vec::with_capacity(QUEUE_ITEMS),
             gso,
+            lone: Vec::with_capacity(QUEUE_ITEMS),
+            refused: Vec::with_capacity(QUEUE_ITEMS),
+            ring,
             counters,
         }
     }
@@ -221,12 +302,14 @@ impl SendQueue {
         });
     }
 
-    /// Sends everything queued, in order.
+    /// Sends everything queued, in order (per socket and destination; lone datagrams of
+    /// different sockets leave together through the ring before the next batched send).
     pub(crate) fn flush(&mut self) {
         let mut i = 0;
         while i < self.items.len() {
             let run = self.gso_run(i);
             if run >= 2 {
+                self.send_lone();
                 self.send_gso(i, run);
                 i += run;
                 continue;
@@ -241,11 +324,93 @@ impl SendQueue {
             {
                 end += 1;
             }
-            self.send_many(i, end);
+            if end == i + 1 && first.src_ip.is_none() && self.ring.is_some() {
+                self.lone.push(i);
+            } else {
+                self.send_lone();
+                self.send_many(i, end);
+            }
             i = end;
         }
+        self.send_lone();
         self.items.clear();
         self.buf.clear();
+    }
+
+    /// Sends the lone datagrams gathered so far through the ring, in one kernel entry per
+    /// [`crate::uring::RING_ENTRIES`].
+    fn send_lone(&mut self) {
+        if self.lone.is_empty() {
+            return;
+        }
+        let SendQueue {
+            buf,
+            items,
+            lone,
+            refused,
+            ring,
+            counters,
+            ..
+        } = self;
+        let (mut sent, mut dropped, mut reported) = (0usize, 0usize, 0usize);
+        if let Some(r) = ring.as_mut() {
+            let ops = lone.iter().filter_map(|&k| items.get(k)).map(|it| Op {
+                socket: it.via.as_fd(),
+                destination: it.destination,
+                data: buf.get(it.start..it.start + it.len).unwrap_or_default(),
+            });
+            let result = r.send_all(ops, |k, result| {
+                reported += 1;
+                match result {
+                    Ok(_) => sent += 1,
+                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                        refused.extend(lone.get(k).copied());
+                    }
+                    Err(e) => {
+                        tracing::trace!(error = %e, "relay send dropped");
+                        dropped += 1;
+                    }
+                }
+            });
+            match result {
+                Ok(run) => {
+                    counters.add(&counters.send_calls, run.enters);
+                    counters.add(&counters.ring_enters, run.enters);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "io_uring failed: one sendto per lone datagram from now on");
+                    *ring = None;
+                    dropped += lone.len() - reported;
+                }
+            }
+        }
+        counters.add(&counters.send_datagrams, sent);
+        counters.add(&counters.ring_datagrams, sent);
+        // Refused by the ring: try `sendto`; if the kernel takes them that way, the ring's
+        // sends are what it does not support.
+        let mut fallback_worked = false;
+        for &k in refused.iter() {
+            let Some(it) = items.get(k) else {
+                continue;
+            };
+            let data = buf.get(it.start..it.start + it.len).unwrap_or_default();
+            counters.add(&counters.send_calls, 1);
+            if it.via.send_now(it.destination, None, data) {
+                fallback_worked = true;
+                counters.add(&counters.send_datagrams, 1);
+            } else {
+                dropped += 1;
+            }
+        }
+        if fallback_worked && ring.is_some() {
+            tracing::info!(
+                "the kernel refuses io_uring sends to an address: one sendto per lone datagram"
+            );
+            *ring = None;
+        }
+        counters.add(&counters.send_dropped, dropped);
+        lone.clear();
+        refused.clear();
     }
 
     /// Length of the GSO-able run starting at item `i` (1: none).

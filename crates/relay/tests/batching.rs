@@ -3,6 +3,9 @@
 //! Every test runs with GSO allowed and with it forced off (`udp_gso = false`, the path the
 //! driver also takes when the kernel refuses GSO): datagrams must arrive whole, in order per
 //! flow, never merged across destinations, and the bandwidth cap and permissions must hold.
+//! Lone datagrams of many relay sockets (client → peer, one per allocation in turn) run with
+//! the io_uring and with it forced off (`udp_io_uring = false`, the path the driver also
+//! takes when the kernel or a sandbox refuses io_uring).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -158,6 +161,23 @@ fn std_socket(conn: &Conn) -> UdpSocket {
     }
 }
 
+/// The relay's I/O counters after a run that must have dropped nothing; stops the relay.
+async fn finish(handle: RelayHandle) -> IoStats {
+    let stats = handle.io_stats();
+    assert_eq!(stats.send_dropped, 0, "{stats:?}");
+    handle.shutdown().await;
+    stats
+}
+
+/// `got` (one flow's datagrams as received) must be `want`, whole and in order.
+fn assert_flow(flow: &str, got: &[&Vec<u8>], want: &[Vec<u8>]) {
+    assert_eq!(got.len(), want.len(), "{flow}: count");
+    assert!(
+        got.iter().zip(want).all(|(g, w)| *g == w),
+        "{flow}: datagrams differ or out of order"
+    );
+}
+
 /// Client → two peers: bursts of equal-size frames (a GSO run per peer, the last one of each
 /// burst shorter), interleaved between the peers in another phase.
 async fn client_to_peers(gso: bool) -> IoStats {
@@ -219,21 +239,13 @@ async fn client_to_peers(gso: bool) -> IoStats {
             .await
             .unwrap();
         let data: Vec<&Vec<u8>> = got.iter().map(|g| &g.data).collect();
-        let want: Vec<&Vec<u8>> = expected[flow].iter().collect();
-        assert_eq!(data.len(), want.len(), "flow {flow}: count");
-        assert!(
-            data == want,
-            "flow {flow}: datagrams differ or out of order"
-        );
+        assert_flow(&format!("flow {flow}"), &data, &expected[flow]);
         assert!(got.iter().all(|g| g.from == relayed));
         if !gso {
             assert!(got.iter().all(|g| !g.train), "GSO off but a train arrived");
         }
     }
-    let stats = handle.io_stats();
-    assert_eq!(stats.send_dropped, 0, "{stats:?}");
-    handle.shutdown().await;
-    stats
+    finish(handle).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,6 +266,102 @@ async fn client_to_peer_bursts_arrive_whole_and_in_order_with_gso_forced_off() {
         stats.send_datagrams > stats.send_calls,
         "no sendmmsg batch: {stats:?}"
     );
+}
+
+/// True when this kernel lets the process set up an io_uring (the relay's ring then must be
+/// used).
+fn io_uring_available() -> bool {
+    io_uring::IoUring::<io_uring::squeue::Entry>::new(8).is_ok()
+}
+
+/// Many clients → one peer, each client with its own allocation (so its own relay socket):
+/// one frame per client in turn, as audio is sent, with a run of 3 from one client (a GSO
+/// or `sendmmsg` send between the lone ones) every few frames. Every flow must arrive whole,
+/// in order and from its own relayed address, with `ring` (`udp_io_uring`) on or off.
+async fn many_relays_to_peer(ring: bool) -> IoStats {
+    let mut config = relay_config(true);
+    config.udp_io_uring = ring;
+    let handle = start(config).await;
+    let peer = GroSocket::bind();
+    const CLIENTS: usize = 12;
+    const ROUNDS: u16 = 40;
+    let mut senders = Vec::new();
+    let mut relayed_of = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, relayed) = client_with_channels(&handle, &[peer.addr()]).await;
+        let socket = std_socket(&client.conn);
+        let state = UdpSocketState::new((&socket).into()).unwrap();
+        senders.push((GroSocket { socket, state }, client));
+        relayed_of.push(relayed);
+    }
+    let server = handle.udp_addrs()[0];
+    let mut expected: Vec<Vec<Vec<u8>>> = vec![Vec::new(); CLIENTS];
+    let mut seq = [0u16; CLIENTS];
+    let mut plan = Vec::new();
+    for round in 0..ROUNDS {
+        for c in 0..CLIENTS {
+            let per = if (usize::from(round) + c) % 5 == 0 {
+                3
+            } else {
+                1
+            };
+            let frames: Vec<(SocketAddr, Vec<u8>)> = (0..per)
+                .map(|_| {
+                    let p = payload(c as u8, seq[c], 160);
+                    seq[c] += 1;
+                    expected[c].push(p.clone());
+                    (server, frame(0x4000, &p))
+                })
+                .collect();
+            plan.push((c, frames));
+        }
+    }
+    let total: usize = expected.iter().map(Vec::len).sum();
+    let receiver = std::thread::spawn(move || peer.recv(total));
+    // A pause every 4 rounds: a receive batch then spans rounds, so a client's lone frame
+    // and its next run can be in one flush.
+    for (n, (c, frames)) in plan.iter().enumerate() {
+        senders[*c].0.send_burst(frames);
+        if n % (4 * CLIENTS) == 4 * CLIENTS - 1 {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    let got = tokio::task::spawn_blocking(move || receiver.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), total, "count");
+    for (c, want) in expected.iter().enumerate() {
+        let flow: Vec<&Vec<u8>> = got
+            .iter()
+            .filter(|g| g.from == relayed_of[c])
+            .map(|g| &g.data)
+            .collect();
+        assert_flow(&format!("client {c}"), &flow, want);
+    }
+    finish(handle).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_datagrams_of_many_relay_sockets_go_through_io_uring_in_order() {
+    let stats = many_relays_to_peer(true).await;
+    if io_uring_available() {
+        assert!(stats.ring_datagrams > 0, "io_uring not used: {stats:?}");
+        assert!(
+            stats.ring_datagrams > stats.ring_enters,
+            "one io_uring_enter per datagram: {stats:?}"
+        );
+    } else {
+        eprintln!("io_uring unavailable here: checked the sendto fallback only");
+        assert_eq!(stats.ring_enters, 0, "{stats:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_datagrams_of_many_relay_sockets_with_io_uring_forced_off() {
+    let stats = many_relays_to_peer(false).await;
+    assert_eq!(stats.ring_enters, 0, "{stats:?}");
+    assert_eq!(stats.ring_datagrams, 0, "{stats:?}");
+    assert_eq!(stats.send_datagrams, stats.recv_datagrams, "{stats:?}");
 }
 
 /// One peer → many clients: the peer's bursts go to every relayed address in turn, so the
@@ -317,10 +425,7 @@ async fn peer_to_clients(gso: bool) -> IoStats {
             assert!(got.iter().all(|g| !g.train), "GSO off but a train arrived");
         }
     }
-    let stats = handle.io_stats();
-    assert_eq!(stats.send_dropped, 0, "{stats:?}");
-    handle.shutdown().await;
-    stats
+    finish(handle).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,8 @@ struct Inner {
     /// A valid hash of a random password, verified against when a login does not exist, so
     /// unknown and known logins take the same time.
     dummy_hash: String,
+    /// Users whose display name changed (their contacts' rosters show it).
+    renamed: tokio::sync::broadcast::Sender<UserId>,
 }
 
 impl Accounts {
@@ -132,8 +134,14 @@ impl Accounts {
                 hashes,
                 tokens: TokenKey::new(token_secret),
                 dummy_hash,
+                renamed: tokio::sync::broadcast::channel(256).0,
             }),
         })
+    }
+
+    /// Subscribes to display-name changes (for roster pushes to the user's contacts).
+    pub fn subscribe_renames(&self) -> tokio::sync::broadcast::Receiver<UserId> {
+        self.inner.renamed.subscribe()
     }
 
     /// The store behind the service.
@@ -525,11 +533,17 @@ impl Accounts {
         if let Some(d) = &display_name {
             check_display_name(d)?;
         }
-        self.inner
+        let user = self
+            .inner
             .store
             .update_user(id, display_name.as_deref(), role, now_ms())
             .await?
-            .ok_or(Error::NotFound("user"))
+            .ok_or(Error::NotFound("user"))?;
+        if display_name.is_some() {
+            // no subscriber is fine: nobody is online to tell
+            let _ = self.inner.renamed.send(id);
+        }
+        Ok(user)
     }
 
     /// Deletes a user (operator, or admin of their company; not oneself through the API).

@@ -1,5 +1,6 @@
 //! Contacts: invitations between users, answered by accept or decline, and removal. Both
-//! sides are written together. The XMPP roster is a view of these rows.
+//! sides are written together; each side's own labels (name, groups) for the other are its
+//! alone. The XMPP roster is a view of these rows.
 use crate::clock::now_ms;
 use crate::{Actor, Error};
 use iris_model::{Contact, ContactState, Login, UserId};
@@ -11,6 +12,8 @@ use tokio::sync::broadcast;
 pub struct ContactChanged {
     pub a: UserId,
     pub b: UserId,
+    /// Only `a`'s own labels (name, groups) for `b` changed: `b`'s entry of `a` is as it was.
+    pub labels_only: bool,
 }
 
 /// The contacts service; cheap to clone.
@@ -35,7 +38,11 @@ impl Contacts {
 
     fn changed(&self, a: UserId, b: UserId) {
         // No subscriber is fine: nobody is online to push to.
-        let _ = self.changes.send(ContactChanged { a, b });
+        let _ = self.changes.send(ContactChanged {
+            a,
+            b,
+            labels_only: false,
+        });
     }
 
     /// The actor's contact list.
@@ -114,12 +121,106 @@ impl Contacts {
         Ok(())
     }
 
+    /// Sets the actor's own name and roster groups for a contact (an accepted contact or a
+    /// pending invitation either way); the other user's entry is untouched.
+    pub async fn relabel(
+        &self,
+        actor: &Actor,
+        other: UserId,
+        name: Option<&str>,
+        groups: &[String],
+    ) -> Result<Contact, Error> {
+        let (name, groups) = normalize_labels(name, groups)?;
+        let me = actor.user.id;
+        if !self
+            .store
+            .set_contact_labels(me, other, name.as_deref(), &groups, now_ms())
+            .await?
+        {
+            return Err(Error::NotFound("contact"));
+        }
+        let _ = self.changes.send(ContactChanged {
+            a: me,
+            b: other,
+            labels_only: true,
+        });
+        self.entry(me, other).await
+    }
+
     async fn entry(&self, me: UserId, other: UserId) -> Result<Contact, Error> {
         self.store
-            .contacts(me)
+            .contact(me, other)
             .await?
-            .into_iter()
-            .find(|c| c.user_id == other)
             .ok_or(Error::NotFound("contact"))
+    }
+}
+
+/// Most roster groups per contact.
+pub const MAX_GROUPS: usize = 32;
+/// Longest contact name or group name, in characters.
+pub const MAX_LABEL_CHARS: usize = 256;
+
+/// Checks and normalises an owner's labels for a contact: the name is trimmed (empty means
+/// none); groups are trimmed, must not be empty (RFC 6121 §2.1.2.5) nor hold control
+/// characters, and duplicates are dropped. The error says which part is wrong.
+pub fn normalize_labels(
+    name: Option<&str>,
+    groups: &[String],
+) -> Result<(Option<String>, Vec<String>), Error> {
+    let valid = |field: &'static str, what: &str, s: &str| -> Result<(), Error> {
+        if s.chars().count() > MAX_LABEL_CHARS {
+            let why = format!("{what} is longer than {MAX_LABEL_CHARS} characters");
+            return Err(Error::invalid(field, why));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                field,
+                format!("{what} holds a control character"),
+            ));
+        }
+        Ok(())
+    };
+    let name = match name.map(str::trim) {
+        Some(n) if !n.is_empty() => {
+            valid("name", "the name", n)?;
+            Some(n.to_owned())
+        }
+        _ => None,
+    };
+    if groups.len() > MAX_GROUPS {
+        let why = format!("more than {MAX_GROUPS} groups");
+        return Err(Error::invalid("groups", why));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(groups.len());
+    for g in groups {
+        let g = g.trim();
+        if g.is_empty() {
+            return Err(Error::invalid("groups", "a group name is empty"));
+        }
+        valid("groups", "a group name", g)?;
+        if !out.iter().any(|o| o == g) {
+            out.push(g.to_owned());
+        }
+    }
+    Ok((name, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_trimmed_deduplicated_and_bounded() {
+        let groups = vec![" Work ".to_owned(), "Work".to_owned(), "Friends".to_owned()];
+        let (name, groups) = normalize_labels(Some("  Bob  "), &groups).expect("valid");
+        assert_eq!(name.as_deref(), Some("Bob"));
+        assert_eq!(groups, ["Work", "Friends"]);
+        assert_eq!(normalize_labels(Some("   "), &[]).expect("valid").0, None);
+        assert!(normalize_labels(None, &[" ".to_owned()]).is_err());
+        assert!(normalize_labels(Some("a\u{7}b"), &[]).is_err());
+        let many: Vec<String> = (0..=MAX_GROUPS).map(|i| i.to_string()).collect();
+        assert!(normalize_labels(None, &many).is_err());
+        let long = "x".repeat(MAX_LABEL_CHARS + 1);
+        assert!(normalize_labels(Some(&long), &[]).is_err());
     }
 }

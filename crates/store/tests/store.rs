@@ -138,6 +138,40 @@ async fn users_companies_and_conflicts() {
             Some(ContactState::InvitationReceived)
         );
         assert_eq!(store.contacts(user.id).await.expect("q").len(), 1);
+        // Labels are one side's own; an accept keeps them.
+        let groups = vec!["Work".to_owned(), "Zürich \"team\"".to_owned()];
+        assert!(store
+            .set_contact_labels(user.id, bob.id, Some("Bobby"), &groups, 5)
+            .await
+            .expect("labels"));
+        assert!(!store
+            .set_contact_labels(user.id, user.id, Some("me"), &[], 5)
+            .await
+            .expect("labels"));
+        store
+            .set_contact_pair(
+                user.id,
+                bob.id,
+                ContactState::Accepted,
+                ContactState::Accepted,
+                6,
+            )
+            .await
+            .expect("pair");
+        let mine = store
+            .contact(user.id, bob.id)
+            .await
+            .expect("q")
+            .expect("entry");
+        assert_eq!(mine.name.as_deref(), Some("Bobby"), "{name}");
+        assert_eq!(mine.groups, groups, "{name}");
+        assert_eq!(mine.state, ContactState::Accepted);
+        let theirs = store
+            .contact(bob.id, user.id)
+            .await
+            .expect("q")
+            .expect("entry");
+        assert_eq!((theirs.name, theirs.groups.len()), (None, 0), "{name}");
         assert!(store.delete_user(bob.id).await.expect("delete"));
         assert!(
             store.contacts(user.id).await.expect("q").is_empty(),

@@ -33,6 +33,15 @@ pub struct XmppConfig {
     /// Most offline messages kept per recipient and delivered at the next available
     /// presence. Default 1000.
     pub offline_max: i64,
+    /// Most stanzas held back for a client that declared itself inactive (XEP-0352); a full
+    /// queue is sent at once, so 0 or 1 holds nothing back. Default 256.
+    pub csi_queue_max: usize,
+    /// Where clients go while this server shuts down (RFC 6120 §4.9.3.19): `host[:port]` sent
+    /// to TCP streams in `<see-other-host/>`. Unset (default): `<system-shutdown/>`.
+    pub see_other_host: Option<String>,
+    /// The same for WebSocket streams (RFC 7395 §3.6.1): a `wss://` URI sent as
+    /// `see-other-uri`. Unset (default): `<system-shutdown/>`.
+    pub see_other_uri: Option<String>,
     /// Seconds given to open streams to close and the archive to flush at shutdown.
     /// Default 5.
     pub shutdown_grace_secs: u64,
@@ -61,6 +70,9 @@ impl Default for XmppConfig {
             archive_batch_max: 512,
             archive_max_page: 250,
             offline_max: 1000,
+            csi_queue_max: 256,
+            see_other_host: None,
+            see_other_uri: None,
             shutdown_grace_secs: 5,
             pep_max_nodes_per_user: 64,
             pep_max_items_per_node: 256,

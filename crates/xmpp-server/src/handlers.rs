@@ -2,11 +2,11 @@
 //! (disco XEP-0030, ping XEP-0199, vCard XEP-0054, private XML XEP-0049, blocking XEP-0191,
 //! carbons XEP-0280, MAM XEP-0313, last activity XEP-0012, version XEP-0092).
 use crate::error::Failure;
-use crate::hub::{message_type, roster_item};
+use crate::hub::message_type;
 use crate::session::{Handled, Session};
 use crate::util::{el, format_time, now_ms, ns, parse_time, random_id, set, text_el, Jid};
 use futures_util::future::{BoxFuture, FutureExt};
-use iris_model::{ContactState, Login};
+use iris_model::{ContactState, Login, UserId};
 use iris_services::Actor;
 use iris_store::{ArchiveQuery, ArchiveRow, OfflineRow};
 use iris_xmpp::wire::{element_to_string, iq_result};
@@ -49,7 +49,7 @@ fn archivable(msg: &Element) -> bool {
         && (msg.has_child("body", ns::CLIENT) || msg.has_child("store", ns::HINTS))
 }
 
-fn field_value<'a>(form: &'a Element, var: &str) -> Option<String> {
+pub(crate) fn field_value<'a>(form: &'a Element, var: &str) -> Option<String> {
     form.children()
         .find(|f| f.name() == "field" && f.attr("var") == Some(var))
         .and_then(|f: &'a Element| f.get_child("value", ns::DATA))
@@ -429,7 +429,7 @@ impl Session {
         let server = target.as_ref().is_some_and(|j| j.local.is_none());
         let pns = payload.ns();
         match (kind.as_str(), payload.name(), pns.as_str()) {
-            ("get", "query", ns::ROSTER) => self.roster_get(iq).await,
+            ("get", "query", ns::ROSTER) => self.roster_get(iq, &payload).await,
             ("set", "query", ns::ROSTER) => self.roster_set(iq, &payload).await,
             (_, "pubsub", _) if !server && crate::pep::is_pubsub(&payload) => {
                 let owner = self.bare.clone();
@@ -617,22 +617,10 @@ impl Session {
         q
     }
 
-    async fn roster_get(&mut self, iq: &Element) -> Result<(), Failure> {
-        let user = self.user.clone().ok_or(Failure::Forbidden)?;
-        let mut q = el("query", ns::ROSTER, &[]);
-        for c in self.hub.store.contacts(user.id).await? {
-            q.append_child(roster_item(
-                c.login.as_str(),
-                &c.display_name,
-                Some(c.state),
-            ));
-        }
-        self.reply(iq, Some(q));
-        Ok(())
-    }
-
-    /// RFC 6121 §2.5: removing an item ends the contact (or the invitation); other roster
-    /// sets are accepted and change nothing (names and groups are not stored).
+    /// RFC 6121 §2.3–2.5: removing an item ends the contact (or the invitation); a set on an
+    /// existing entry stores the user's name and groups for it (roster push to every resource
+    /// via the contacts service). A set for a JID that is no contact yet is accepted and
+    /// changes nothing: the entry appears when the user subscribes (invites).
     async fn roster_set(&mut self, iq: &Element, query: &Element) -> Result<(), Failure> {
         let item = query
             .get_child("item", ns::ROSTER)
@@ -660,9 +648,38 @@ impl Session {
                 Some(_) => self.hub.contacts.decline(&actor, other.id).await?,
                 None => return Err(Failure::NotFound),
             }
+        } else if let Some(other) = self.roster_target(&jid).await? {
+            let actor = self.actor().ok_or(Failure::Forbidden)?;
+            let groups: Vec<String> = item
+                .children()
+                .filter(|c| c.is("group", ns::ROSTER))
+                .map(|g| g.text())
+                .collect();
+            // RFC 6121 §2.3.3: an empty or oversized group or name is `not-acceptable`.
+            self.hub
+                .contacts
+                .relabel(&actor, other, item.attr("name"), &groups)
+                .await
+                .map_err(|e| match e {
+                    iris_services::Error::Invalid { .. } => Failure::NotAcceptable,
+                    other => other.into(),
+                })?;
         }
         self.reply(iq, None);
         Ok(())
+    }
+
+    /// The user `jid` names if it is in the session user's contact list.
+    async fn roster_target(&mut self, jid: &Jid) -> Result<Option<UserId>, Failure> {
+        let user = self.user.clone().ok_or(Failure::Forbidden)?;
+        let Ok(login) = Login::parse(&jid.bare()) else {
+            return Ok(None);
+        };
+        let Some((other, _)) = self.hub.store.user_by_login(&login).await? else {
+            return Ok(None);
+        };
+        let known = self.hub.store.contact_state(user.id, other.id).await?;
+        Ok(known.map(|_| other.id))
     }
 
     async fn vcard_get(&mut self, iq: &Element, bare: &str) -> Result<(), Failure> {

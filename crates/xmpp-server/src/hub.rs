@@ -4,7 +4,7 @@ use crate::archive::ArchiveWriter;
 use crate::config::XmppConfig;
 use crate::router::{Resource, Router, SessionCmd, SessionHandle};
 use crate::util::{bare_of, el, ns, set, Jid};
-use iris_model::{ContactState, UserId};
+use iris_model::{Contact, ContactState, UserId};
 use iris_services::{Accounts, Bubbles, Contacts};
 use iris_store::Store;
 use iris_xmpp::Element;
@@ -269,11 +269,12 @@ impl Hub {
     }
 
     /// Roster pushes (RFC 6121 §2.1.6) to `owner`'s sessions for their entry of `other`, with
-    /// the presence exchange the new state implies.
+    /// the presence exchange the new state implies when `presence`.
     async fn push_roster_change(
         &self,
         owner: UserId,
         other: UserId,
+        presence: bool,
     ) -> Result<(), iris_store::StoreError> {
         let (Some(owner_user), Some(other_user)) =
             (self.store.user(owner).await?, self.store.user(other).await?)
@@ -285,11 +286,15 @@ impl Hub {
         if resources.is_empty() {
             return Ok(());
         }
-        let state = self.store.contact_state(owner, other).await?;
+        // the item and the roster version (RFC 6121 §2.6) from one read of the list
+        let contacts = self.store.contacts(owner).await?;
+        let entry = contacts.iter().find(|c| c.user_id == other);
+        let state = entry.map(|c| c.state);
+        let ver = crate::roster::version(&crate::roster::items(&contacts));
         let other_bare = other_user.login.as_str();
-        let item = roster_item(other_bare, &other_user.display_name, state);
+        let item = roster_item(other_bare, entry);
         for r in &resources {
-            let mut query = el("query", ns::ROSTER, &[]);
+            let mut query = el("query", ns::ROSTER, &[("ver", &ver)]);
             query.append_child(item.clone());
             let mut iq = el(
                 "iq",
@@ -302,6 +307,9 @@ impl Hub {
             );
             iq.append_child(query);
             r.handle.send(SessionCmd::Stanza(iq));
+        }
+        if !presence {
+            return Ok(());
         }
         match state {
             Some(ContactState::InvitationReceived) => {
@@ -336,49 +344,82 @@ impl Hub {
     }
 
     /// Runs until shutdown: turns every [`iris_services::contacts::ContactChanged`] into
-    /// roster pushes for both users.
+    /// roster pushes for both users, and a user's new display name into roster pushes for
+    /// their contacts (RFC 6121 §2.6: the name is part of the versioned roster).
     pub async fn roster_pushes(self: Arc<Self>) {
+        use tokio::sync::broadcast::error::RecvError;
         let mut changes = self.contacts.subscribe();
+        let mut renames = self.accounts.subscribe_renames();
         let mut stop = self.shutdown.clone();
         loop {
-            let change = tokio::select! {
-                c = changes.recv() => c,
+            // (owner, other, whether the presence exchange changes too)
+            let pushes: Vec<(UserId, UserId, bool)> = tokio::select! {
+                c = changes.recv() => match c {
+                    // labels (name, groups) are the owner's alone: no presence change
+                    Ok(c) if c.labels_only => vec![(c.a, c.b, false)],
+                    Ok(c) => vec![(c.a, c.b, true), (c.b, c.a, true)],
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "roster pushes lagged");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                r = renames.recv() => match r {
+                    Ok(user) => match self.store.contacts(user).await {
+                        Ok(list) => list.into_iter().map(|c| (c.user_id, user, false)).collect(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "contacts unavailable for a rename push");
+                            continue;
+                        }
+                    },
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "rename pushes lagged");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
                 _ = stopped(&mut stop) => return,
             };
-            match change {
-                Ok(c) => {
-                    for (owner, other) in [(c.a, c.b), (c.b, c.a)] {
-                        if let Err(e) = self.push_roster_change(owner, other).await {
-                            tracing::warn!(error = %e, "roster push failed");
-                        }
-                    }
+            for (owner, other, presence) in pushes {
+                if let Err(e) = self.push_roster_change(owner, other, presence).await {
+                    tracing::warn!(error = %e, "roster push failed");
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "roster pushes lagged");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     }
 }
 
-/// A `jabber:iq:roster` item for a contact (RFC 6121 §2.1.2): accepted is `both`, a sent
-/// invitation `none` + `ask='subscribe'`, a received one `none`, no entry `remove`.
-pub(crate) fn roster_item(jid: &str, name: &str, state: Option<ContactState>) -> Element {
+/// A `jabber:iq:roster` item for `owner`'s entry of a contact (RFC 6121 §2.1.2): accepted is
+/// `both`, a sent invitation `none` + `ask='subscribe'`, a received one `none`, no entry
+/// `remove`. The name is the owner's own name for the contact, else the contact's display
+/// name; the owner's groups follow as `<group/>` children.
+pub(crate) fn roster_item(jid: &str, entry: Option<&Contact>) -> Element {
     let mut attrs = vec![("jid", jid)];
-    match state {
-        Some(ContactState::Accepted) => attrs.push(("subscription", "both")),
-        Some(ContactState::InvitationSent) => {
+    let Some(entry) = entry else {
+        attrs.push(("subscription", "remove"));
+        return el("item", ns::ROSTER, &attrs);
+    };
+    match entry.state {
+        ContactState::Accepted => attrs.push(("subscription", "both")),
+        ContactState::InvitationSent => {
             attrs.push(("subscription", "none"));
             attrs.push(("ask", "subscribe"));
         }
-        Some(ContactState::InvitationReceived) => attrs.push(("subscription", "none")),
-        None => attrs.push(("subscription", "remove")),
+        ContactState::InvitationReceived => attrs.push(("subscription", "none")),
     }
-    if state.is_some() && !name.is_empty() {
+    let name = entry.name.as_deref().unwrap_or(&entry.display_name);
+    if !name.is_empty() {
         attrs.push(("name", name));
     }
-    el("item", ns::ROSTER, &attrs)
+    let mut item = el("item", ns::ROSTER, &attrs);
+    for group in &entry.groups {
+        item.append_child(
+            Element::builder("group", ns::ROSTER)
+                .append(group.as_str())
+                .build(),
+        );
+    }
+    item
 }
 
 /// XEP-0280 §6: chat messages (and normal ones with a body) are copied unless marked

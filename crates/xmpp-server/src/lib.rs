@@ -16,14 +16,17 @@
 
 mod archive;
 pub mod config;
+mod csi;
 mod error;
 pub mod extension;
 mod handlers;
 mod hub;
 mod listen;
 mod muc;
+mod muc_voice;
 mod pep;
 mod pep_legacy;
+mod roster;
 pub mod router;
 mod session;
 mod util;
@@ -78,6 +81,8 @@ impl XmppServer {
             Duration::from_secs(config.negotiation_timeout_secs.max(1));
         core.sm_resume_max_secs =
             (config.sm_resume_max_secs > 0).then_some(config.sm_resume_max_secs);
+        core.extra_features
+            .push(util::el("ver", roster::FEATURE_NS, &[]));
         core.validate()?;
 
         let mut xmpp_tls = (*tls).clone();

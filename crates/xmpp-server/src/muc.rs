@@ -4,8 +4,8 @@
 //! affiliations, kicks and bans (by nick or JID), nick changes, moderated rooms with voice
 //! (visitor and participant roles), room destruction and basic configuration. Rooms created,
 //! changed or deleted over REST (`iris_services::Bubbles`) reach occupants through
-//! [`Hub::bubble_changes`]. Not covered: anonymous rooms, voice requests (§7.13), granting
-//! the moderator role to non-admins.
+//! [`Hub::bubble_changes`]. Voice requests (§7.13) are in `muc_voice`; owners and admins grant
+//! and revoke the moderator role (§9.6/§9.7). Not covered: anonymous rooms.
 use crate::error::Failure;
 use crate::hub::{stopped, Hub};
 use crate::session::Session;
@@ -34,6 +34,8 @@ pub(crate) struct Occupant {
     pub affiliation: String,
     /// `moderator`, `participant` or `visitor` (no voice in a moderated room).
     pub role: String,
+    /// A voice request (§7.13) of this visitor awaits a moderator's answer.
+    pub voice_requested: bool,
 }
 
 /// Occupants of every room with someone in it.
@@ -55,7 +57,7 @@ impl Rooms {
         self.with(|m| m.get(room).cloned().unwrap_or_default())
     }
 
-    fn occupant_by_full(&self, room: &str, full: &str) -> Option<Occupant> {
+    pub(crate) fn occupant_by_full(&self, room: &str, full: &str) -> Option<Occupant> {
         self.with(|m| {
             m.get(room)
                 .and_then(|l| l.iter().find(|o| o.full == full).cloned())
@@ -93,11 +95,21 @@ impl Rooms {
     }
 
     /// Sets the role of the occupant `full`; returns them with the new role.
-    fn set_role(&self, room: &str, full: &str, role: &str) -> Option<Occupant> {
+    pub(crate) fn set_role(&self, room: &str, full: &str, role: &str) -> Option<Occupant> {
         self.with(|m| {
             let o = m.get_mut(room)?.iter_mut().find(|o| o.full == full)?;
             o.role = role.to_owned();
+            o.voice_requested = false;
             Some(o.clone())
+        })
+    }
+
+    /// Sets whether the occupant `full` has a voice request pending; returns the old state.
+    pub(crate) fn set_voice_request(&self, room: &str, full: &str, pending: bool) -> bool {
+        self.with(|m| {
+            m.get_mut(room)
+                .and_then(|l| l.iter_mut().find(|o| o.full == full))
+                .is_some_and(|o| std::mem::replace(&mut o.voice_requested, pending))
         })
     }
 
@@ -263,6 +275,7 @@ impl Session {
                 .map(|p| p.role)
                 .unwrap_or_else(|| role_of(&affiliation).to_owned()),
             affiliation,
+            voice_requested: false,
         };
         let already = self.hub.rooms.occupant_by_full(&room, &full).is_some();
         if !self.hub.rooms.join(&room, me.clone()) {
@@ -413,6 +426,9 @@ impl Session {
             .occupant_by_full(&room, &full)
             .ok_or(Failure::NotAcceptable)?;
         let from = format!("{room}/{}", me.nick);
+        if let Some(form) = crate::muc_voice::request_form(msg).filter(|_| to.resource.is_none()) {
+            return self.muc_voice_form(&room, &me, form).map(|()| None);
+        }
         if let Some(nick) = &to.resource {
             // XEP-0045 §7.5: a private message to one occupant
             let target = self
@@ -572,6 +588,7 @@ impl Session {
                     "muc_membersonly",
                     "muc_persistent",
                     "muc_nonanonymous",
+                    crate::muc_voice::REQUEST,
                     ns::MAM,
                     ns::SID,
                 ] {
@@ -633,7 +650,14 @@ impl Session {
                 Ok(())
             }
             ("set", "query", MUC_ADMIN) => {
-                if !matches!(aff.as_deref(), Some("owner" | "admin")) {
+                // owners and admins, and occupants given the moderator role (§8, role items)
+                let me = self.full.clone().unwrap_or_default();
+                let moderator = self
+                    .hub
+                    .rooms
+                    .occupant_by_full(&room, &me)
+                    .is_some_and(|o| o.role == "moderator");
+                if !moderator && !matches!(aff.as_deref(), Some("owner" | "admin")) {
                     return Err(Failure::Forbidden);
                 }
                 let items: Vec<Element> = payload
@@ -754,8 +778,20 @@ impl Session {
             (None, None) if item.attr("nick").is_some() => return Err(Failure::NotAcceptable),
             (None, None) => return Err(Failure::BadRequest),
         };
+        let admin = matches!(mine, Some("owner" | "admin"));
+        if item.attr("role").is_none() && !admin {
+            return Err(Failure::Forbidden);
+        }
         let current = self.hub.store.room_affiliation(room, &target).await?;
-        if target == self.bare || rank(current.as_deref()) >= rank(mine) && rank(mine) < 3 {
+        let (theirs, ours) = (rank(current.as_deref()), rank(mine));
+        // role changes (§8): not on a higher affiliation, nor by an admin on admins and owners;
+        // affiliation changes (§9/§10): only on a lower affiliation, except by an owner
+        let blocked = if item.attr("role").is_some() {
+            theirs > ours || (theirs >= 2 && ours < 3)
+        } else {
+            theirs >= ours && ours < 3
+        };
+        if target == self.bare || blocked {
             return Err(Failure::NotAllowed);
         }
         let reason = item
@@ -771,8 +807,23 @@ impl Session {
                     self.hub
                         .remove_occupants(room, &occupant.full, "307", &reason);
                 }
+                // §9.6: owners and admins make an occupant a moderator
+                "moderator" => {
+                    if !admin {
+                        return Err(Failure::Forbidden);
+                    }
+                    if occupant.role != role {
+                        if let Some(o) = self.hub.rooms.set_role(room, &occupant.full, role) {
+                            self.hub.role_changed(room, &o, &reason);
+                        }
+                    }
+                }
                 "participant" | "visitor" => {
-                    if occupant.role == "moderator" {
+                    // §9.7: owners and admins revoke a granted moderator role; an admin's or
+                    // owner's comes with the affiliation and stays
+                    if occupant.role == "moderator"
+                        && (!admin || matches!(occupant.affiliation.as_str(), "owner" | "admin"))
+                    {
                         return Err(Failure::NotAllowed);
                     }
                     if role == "visitor"

@@ -197,6 +197,8 @@ pub(crate) struct Session {
     pub carbons: bool,
     /// Rooms joined (bare room JIDs).
     pub rooms: Vec<String>,
+    /// XEP-0352: routed stanzas held back while the client is inactive.
+    csi: crate::csi::CsiBuffer,
     acks: FuturesOrdered<BoxFuture<'static, Handled>>,
     sm_id: Option<String>,
     /// Offline rows sent under XEP-0198 and not yet acknowledged: (row id, outbound number);
@@ -215,6 +217,7 @@ pub(crate) async fn run(hub: Arc<Hub>, conn: Conn, transport: Transport, cb: Cha
     let mut stream = ServerStream::new(hub.core.clone(), transport, Instant::now(), seed);
     stream.set_channel_bindings(cb);
     let (handle, rx) = SessionHandle::new(1024);
+    let csi = crate::csi::CsiBuffer::new(hub.config.csi_queue_max);
     let mut s = Session {
         hub,
         stream,
@@ -227,6 +230,7 @@ pub(crate) async fn run(hub: Arc<Hub>, conn: Conn, transport: Transport, cb: Cha
         presence: None,
         carbons: false,
         rooms: Vec::new(),
+        csi,
         acks: FuturesOrdered::new(),
         sm_id: None,
         offline_unacked: Vec::new(),
@@ -273,14 +277,16 @@ impl Session {
                     .handle_input(now, buf.get(..n).unwrap_or_default()),
                 Wake::Input(Input::Text(t)) => self.stream.handle_ws_message(now, &t),
                 Wake::Input(Input::Eof) => return Ended::Lost,
-                Wake::Cmd(Some(SessionCmd::Stanza(el))) => {
-                    let _ = self.stream.send_stanza(&el);
+                Wake::Cmd(Some(SessionCmd::Stanza(el))) => self.deliver(el),
+                Wake::Cmd(Some(SessionCmd::Close(StreamErrorCondition::SystemShutdown))) => {
+                    self.shut_down()
                 }
                 Wake::Cmd(Some(SessionCmd::Close(condition))) => {
                     self.stream.close_with_error(condition)
                 }
                 Wake::Cmd(Some(SessionCmd::Takeover(tx))) => {
-                    self.hand_over(tx, Vec::new()).await;
+                    let held = self.csi.take();
+                    self.hand_over(tx, held).await;
                     self.conn.close().await;
                     return Ended::HandedOver;
                 }
@@ -295,10 +301,24 @@ impl Session {
                     self.stream.ack_inbound(1);
                 }
                 Wake::Timer => self.stream.handle_timeout(now),
-                Wake::Shutdown => self
-                    .stream
-                    .close_with_error(StreamErrorCondition::SystemShutdown),
+                Wake::Shutdown => self.shut_down(),
             }
+        }
+    }
+
+    /// The server is stopping: send the client to the configured other host (RFC 6120
+    /// §4.9.3.19, RFC 7395 §3.6.1 on WebSocket), else end with `<system-shutdown/>`.
+    fn shut_down(&mut self) {
+        let c = &self.hub.config;
+        let elsewhere = match self.stream.transport() {
+            Transport::WebSocket => c.see_other_uri.clone(),
+            Transport::TcpStartTls | Transport::DirectTls => c.see_other_host.clone(),
+        };
+        match elsewhere {
+            Some(target) => self.stream.see_other_host(&target),
+            None => self
+                .stream
+                .close_with_error(StreamErrorCondition::SystemShutdown),
         }
     }
 
@@ -415,7 +435,12 @@ impl Session {
                 let pending = self.handle_stanza(stanza).await;
                 self.acks.push_back(pending);
             }
-            Event::ClientState { .. } | Event::Nonza(_) => {}
+            Event::ClientState { active } => {
+                for stanza in self.csi.set_active(active) {
+                    let _ = self.stream.send_stanza(&stanza);
+                }
+            }
+            Event::Nonza(_) => {}
         }
     }
 
@@ -526,6 +551,26 @@ impl Session {
         }
     }
 
+    /// Routes a stanza to the client, unless XEP-0352 holds it back for now.
+    fn deliver(&mut self, stanza: Element) {
+        if self.csi.is_active() {
+            let _ = self.stream.send_stanza(&stanza);
+            return;
+        }
+        let class = crate::csi::classify(&stanza, |room| {
+            let me = self.full.as_deref().unwrap_or_default();
+            self.hub
+                .rooms
+                .occupants(room)
+                .into_iter()
+                .find(|o| o.full == me)
+                .map(|o| o.nick)
+        });
+        for s in self.csi.push(stanza, class) {
+            let _ = self.stream.send_stanza(&s);
+        }
+    }
+
     async fn hand_over(&mut self, tx: oneshot::Sender<Takeover>, pending: Vec<Element>) {
         while let Some(done) = self.acks.next().await {
             if matches!(done, Handled::Done) {
@@ -548,8 +593,7 @@ impl Session {
 
     /// Detached (XEP-0198): keeps the session for `sm_resume_max_secs`, collecting what is
     /// routed to it, until a new connection resumes it.
-    async fn detached(&mut self) -> Option<Vec<Element>> {
-        let mut pending = Vec::new();
+    async fn detached(&mut self, mut pending: Vec<Element>) -> Option<Vec<Element>> {
         let deadline = tokio::time::Instant::now()
             + Duration::from_secs(u64::from(self.hub.config.sm_resume_max_secs));
         let mut stop = self.hub.shutdown.clone();
@@ -579,7 +623,8 @@ impl Session {
         if matches!(ended, Ended::HandedOver) {
             return;
         }
-        let mut leftover: Vec<Element> = Vec::new();
+        // held back by XEP-0352 and never sent: kept for a resumed stream, else like the rest
+        let mut leftover: Vec<Element> = self.csi.take();
         let resumable = self.sm_id.is_some() && self.full.is_some() && !*self.hub.shutdown.borrow();
         if matches!(ended, Ended::Lost) && resumable {
             while let Some(done) = self.acks.next().await {
@@ -587,7 +632,7 @@ impl Session {
                     self.stream.ack_inbound(1);
                 }
             }
-            match self.detached().await {
+            match self.detached(std::mem::take(&mut leftover)).await {
                 None => return,
                 Some(p) => leftover = p,
             }
@@ -619,6 +664,8 @@ impl Session {
             let offline: Vec<iris_store::OfflineRow> = leftover
                 .iter()
                 .filter(|e| e.name() == "message" && e.get_child("body", ns::CLIENT).is_some())
+                // room messages stay in the room's archive (XEP-0045 history, MAM)
+                .filter(|e| crate::hub::message_type(e) != "groupchat")
                 .filter_map(|e| {
                     let mut e = e.clone();
                     crate::handlers::add_delay(&mut e, &self.hub.domain, now_ms());

@@ -4,70 +4,11 @@
 //! everything is scoped to the caller's company.
 mod common;
 
-use common::{bounded, start, Auth, Client, Server, Via, DOMAIN, PASSWORD};
+use common::{bounded, online, start, Rest, DOMAIN, PASSWORD};
 use iris_model::{Login, Role, Secret};
 use iris_services::NewAccount;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
-
-struct Rest {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Rest {
-    fn new(s: &Server) -> Rest {
-        Rest {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", s.api_addr),
-        }
-    }
-
-    /// Logs in; returns (access token, user id).
-    async fn login(&self, user: &str) -> (String, i64) {
-        let v: Value = self
-            .http
-            .post(format!("{}/api/v1/auth/login", self.base))
-            .json(&json!({"login": format!("{user}@{DOMAIN}"), "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("json");
-        (
-            v["access_token"].as_str().expect("token").to_owned(),
-            v["user"]["id"].as_i64().expect("id"),
-        )
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("send");
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-}
-
-async fn online(s: &Server, user: &str) -> Client {
-    let mut c = Client::login(s, Via::Ws, user, Auth::Plain, "r").await;
-    c.send("<presence/>").await;
-    let from = format!("from='{}'", c.jid);
-    c.expect(&from).await;
-    c
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn rest_bubbles_are_muc_rooms() {

@@ -33,8 +33,8 @@ async fn run(mut cmd: Command, what: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interop_slixmpp_over_starttls() {
+/// Runs a slixmpp script against a fresh server over STARTTLS; skipped without slixmpp.
+async fn slixmpp(script: &str) {
     let ok = Command::new("python3")
         .args(["-c", "import slixmpp"])
         .output()
@@ -47,14 +47,24 @@ async fn interop_slixmpp_over_starttls() {
     let ca = s.dir.join("ca.pem");
     std::fs::write(&ca, &s.ca_pem).expect("write CA");
     let mut cmd = Command::new("python3");
-    cmd.arg(interop_dir().join("slixmpp_client.py"))
+    cmd.arg(interop_dir().join(script))
         .env("XMPP_HOST", "127.0.0.1")
         .env("XMPP_PORT", s.handle().c2s_addrs()[0].port().to_string())
         .env("XMPP_CA", &ca)
         .env("XMPP_DOMAIN", common::DOMAIN)
         .env("XMPP_PASSWORD", common::PASSWORD);
-    run(cmd, "slixmpp").await;
+    run(cmd, script).await;
     s.handle.expect("running").shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_slixmpp_over_starttls() {
+    slixmpp("slixmpp_client.py").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_slixmpp_rfc6121_roster_versioning() {
+    slixmpp("slixmpp_roster_ver.py").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

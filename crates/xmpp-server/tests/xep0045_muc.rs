@@ -348,3 +348,147 @@ async fn xep0045_7_8_2_invitation_to_an_offline_member_is_kept() {
     })
     .await;
 }
+
+/// `room` owned by alice and moderated, with bob and carol as members, all three in it.
+async fn moderated_room(s: &common::Server, room: &str) -> (Client, Client, Client) {
+    let mut alice = online(s, "alice").await;
+    let mut bob = online(s, "bob").await;
+    let mut carol = online(s, "carol").await;
+    join(&mut alice, room, "Alice").await;
+    make_member(&mut alice, room, "bob").await;
+    make_member(&mut alice, room, "carol").await;
+    join(&mut bob, room, "Bob").await;
+    join(&mut carol, room, "Carol").await;
+    moderate(&mut alice, room).await;
+    (alice, bob, carol)
+}
+
+/// The owner makes `room` moderated through the configuration form.
+async fn moderate(owner: &mut Client, room: &str) {
+    owner.send(&format!(
+        "<iq type='set' id='mod' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>"
+    ))
+    .await;
+    owner.expect_with("id='mod'", "type='result'").await;
+}
+
+const REQUEST: &str = "http://jabber.org/protocol/muc#request";
+
+#[tokio::test]
+async fn xep0045_7_13_voice_request_approved_by_a_moderator() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        let room = "ask-room@conference.example.com";
+        let (mut alice, mut bob, mut carol) = moderated_room(&s, room).await;
+        alice.send(&format!(
+            "<iq type='set' id='v1' to='{room}'><query xmlns='{ADMIN}'><item nick='Bob' role='visitor'/></query></iq>"
+        ))
+        .await;
+        alice.expect_with("id='v1'", "type='result'").await;
+        bob.expect_with("role='visitor'", "</presence>").await;
+        carol.expect_with("role='visitor'", "</presence>").await;
+
+        // the room says it takes voice requests (disco)
+        bob.send(&format!("<iq type='get' id='di' to='{room}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")).await;
+        let info = bob.expect_with("id='di'", "</iq>").await;
+        assert!(info.contains(&format!("var='{REQUEST}'")), "{info}");
+        // the visitor asks for voice: the moderator gets the approval form, others do not
+        let ask = format!(
+            "<message to='{room}' id='ask1'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{REQUEST}</value></field><field var='muc#role' type='list-single'><value>participant</value></field></x></message>"
+        );
+        bob.send(&ask).await;
+        let form = alice.expect_with(REQUEST, "</message>").await;
+        assert!(form.contains("type='form'") && form.contains(&format!("from='{room}'")), "{form}");
+        assert!(form.contains("muc#request_allow") && form.contains("<value>Bob</value>"), "{form}");
+        assert!(form.contains(&format!("<value>{}</value>", bob.jid)), "{form}");
+        assert!(carol.silent(REQUEST, std::time::Duration::from_millis(300)).await);
+        // one pending request per visitor: a second one does not reach the moderators
+        bob.send(&ask.replace("ask1", "ask1b")).await;
+        assert!(alice.silent(REQUEST, std::time::Duration::from_millis(300)).await);
+
+        // a participant already has voice and is no moderator: the form is refused
+        carol.send(&ask.replace("ask1", "ask2")).await;
+        carol.expect_with("id='ask2'", "not-acceptable").await;
+
+        // a moderator's refusal changes nothing; the approval gives voice, announced to all
+        let answer = |allow: &str, id: &str| format!(
+            "<message to='{room}' id='{id}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{REQUEST}</value></field><field var='muc#role'><value>participant</value></field><field var='muc#roomnick'><value>Bob</value></field><field var='muc#request_allow'><value>{allow}</value></field></x></message>"
+        );
+        alice.send(&answer("false", "no1")).await;
+        assert!(bob.silent("role='participant'", std::time::Duration::from_millis(300)).await);
+        // answered: the visitor may ask again
+        bob.send(&ask.replace("ask1", "ask3")).await;
+        alice.expect_with(REQUEST, "</message>").await;
+        alice.send(&answer("true", "yes1")).await;
+        let mine = bob.expect_with("role='participant'", "</presence>").await;
+        assert!(mine.contains("code='110'"), "{mine}");
+        carol.expect_with("role='participant'", "</presence>").await;
+        bob.send(&format!("<message to='{room}' type='groupchat' id='g1'><body>voiced-by-request</body></message>")).await;
+        alice.expect("voiced-by-request").await;
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn xep0045_9_6_9_7_owner_grants_and_revokes_the_moderator_role() {
+    bounded(async {
+        let s = start(|_| {}).await;
+        let room = "mod-room@conference.example.com";
+        let (mut alice, mut bob, mut carol) = moderated_room(&s, room).await;
+        let set_role = |id: &str, nick: &str, role: &str| format!(
+            "<iq type='set' id='{id}' to='{room}'><query xmlns='{ADMIN}'><item nick='{nick}' role='{role}'/></query></iq>"
+        );
+
+        // a member without the moderator role may not moderate
+        bob.send(&set_role("b0", "Carol", "visitor")).await;
+        bob.expect_with("id='b0'", "forbidden").await;
+
+        // §9.6: the owner grants the moderator role; the whole room sees it
+        alice.send(&set_role("g1", "Bob", "moderator")).await;
+        alice.expect_with("id='g1'", "type='result'").await;
+        let mine = bob.expect_with("role='moderator'", "</presence>").await;
+        assert!(mine.contains("code='110'") && mine.contains("affiliation='member'"), "{mine}");
+        let seen = carol.expect_with("role='moderator'", "</presence>").await;
+        assert!(seen.contains(&format!("from='{room}/Bob'")), "{seen}");
+        alice.expect_with("role='moderator'", "</presence>").await;
+
+        // the new moderator moderates: revokes and grants voice
+        bob.send(&set_role("b1", "Carol", "visitor")).await;
+        bob.expect_with("id='b1'", "type='result'").await;
+        carol.expect_with("role='visitor'", "</presence>").await;
+        bob.send(&set_role("b2", "Carol", "participant")).await;
+        bob.expect_with("id='b2'", "type='result'").await;
+        carol.expect_with("role='participant'", "</presence>").await;
+        // … but neither makes moderators nor changes affiliations
+        bob.send(&set_role("b3", "Carol", "moderator")).await;
+        bob.expect_with("id='b3'", "forbidden").await;
+        bob.send(&format!(
+            "<iq type='set' id='b4' to='{room}'><query xmlns='{ADMIN}'><item jid='carol@example.com' affiliation='none'/></query></iq>"
+        ))
+        .await;
+        bob.expect_with("id='b4'", "forbidden").await;
+
+        // §9.6 moderator list, then §9.7: the owner revokes the role
+        alice.send(&format!("<iq type='get' id='l1' to='{room}'><query xmlns='{ADMIN}'><item role='moderator'/></query></iq>")).await;
+        let list = alice.expect_with("id='l1'", "</iq>").await;
+        assert!(list.contains("nick='Bob'") && list.contains("nick='Alice'"), "{list}");
+        alice.send(&set_role("r1", "Bob", "participant")).await;
+        alice.expect_with("id='r1'", "type='result'").await;
+        bob.expect_with("role='participant'", "</presence>").await;
+        carol.expect_with("role='participant'", "</presence>").await;
+        bob.send(&set_role("b5", "Carol", "visitor")).await;
+        bob.expect_with("id='b5'", "forbidden").await;
+
+        // an admin's moderator role comes with the affiliation and is not revoked
+        alice.send(&format!(
+            "<iq type='set' id='a1' to='{room}'><query xmlns='{ADMIN}'><item jid='carol@example.com' affiliation='admin'/></query></iq>"
+        ))
+        .await;
+        alice.expect_with("id='a1'", "type='result'").await;
+        alice.send(&set_role("r2", "Carol", "participant")).await;
+        alice.expect_with("id='r2'", "not-allowed").await;
+        s.handle.expect("running").shutdown().await;
+    })
+    .await;
+}

@@ -144,6 +144,9 @@ pub enum StreamErrorCause {
     InputDuringTlsUpgrade,
     /// The driver closed the stream with the given condition.
     Local(StreamErrorCondition),
+    /// The driver sent the client elsewhere (RFC 6120 §4.9.3.19 `<see-other-host/>` with
+    /// `host[:port]`; on WebSocket RFC 7395 §3.6.1 `<close see-other-uri/>` with a URI).
+    SeeOtherHost(String),
 }
 
 impl StreamErrorCause {
@@ -168,6 +171,7 @@ impl StreamErrorCause {
             AckCountTooHigh => C::UndefinedCondition,
             InputDuringTlsUpgrade => C::PolicyViolation,
             Local(c) => *c,
+            SeeOtherHost(_) => C::SeeOtherHost,
         }
     }
 

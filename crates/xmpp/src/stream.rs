@@ -465,6 +465,29 @@ impl ServerStream {
         self.fail(StreamErrorCause::Local(condition));
     }
 
+    /// Sends the client to another server and closes (RFC 6120 §4.9.3.19): `target` is
+    /// `host[:port]` on TCP streams; on WebSocket it is the URI of RFC 7395 §3.6.1's
+    /// `see-other-uri`, sent in the `<close/>` instead of a stream error.
+    pub fn see_other_host(&mut self, target: &str) {
+        if self.closed {
+            return;
+        }
+        if self.framing == Framing::WebSocket {
+            self.send_header_if_needed();
+            self.transmit(wire::ws_see_other_uri(target));
+            self.closed = true;
+            self.pending_input.clear();
+            self.pending_ws.clear();
+            let error = StreamError {
+                cause: StreamErrorCause::SeeOtherHost(target.to_owned()),
+            };
+            self.out
+                .push_back(Output::Close(CloseReason::StreamError(error)));
+            return;
+        }
+        self.fail(StreamErrorCause::SeeOtherHost(target.to_owned()));
+    }
+
     // ---- read-only views ----------------------------------------------------------------
 
     /// Where negotiation stands.

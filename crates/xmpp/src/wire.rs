@@ -108,10 +108,27 @@ pub fn stream_error(framing: Framing, error: &StreamError) -> String {
     if let crate::error::StreamErrorCause::AckCountTooHigh = error.cause {
         extra = format!("<handled-count-too-high xmlns='{}'/>", ns::SM);
     }
+    let condition = match &error.cause {
+        crate::error::StreamErrorCause::SeeOtherHost(host) => format!(
+            "<see-other-host xmlns='{}'>{}</see-other-host>",
+            ns::STREAM_ERRORS,
+            escape_text(host)
+        ),
+        _ => format!(
+            "<{} xmlns='{}'/>",
+            error.condition().as_str(),
+            ns::STREAM_ERRORS
+        ),
+    };
+    format!("<stream:error{decl}>{condition}{text}{extra}</stream:error>")
+}
+
+/// RFC 7395 §3.6.1: the WebSocket close that sends the client to another endpoint.
+pub fn ws_see_other_uri(uri: &str) -> String {
     format!(
-        "<stream:error{decl}><{} xmlns='{}'/>{text}{extra}</stream:error>",
-        error.condition().as_str(),
-        ns::STREAM_ERRORS
+        "<close xmlns='{}' see-other-uri='{}'/>",
+        ns::FRAMING,
+        escape_attr(uri)
     )
 }
 

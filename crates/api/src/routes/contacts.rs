@@ -2,7 +2,7 @@
 use super::path_id;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Auth, Json};
-use crate::views::{ContactView, InviteContact};
+use crate::views::{ContactView, InviteContact, RelabelContact};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -63,6 +63,34 @@ pub async fn decline(
         .decline(&actor, UserId(path_id(&user_id)?))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the caller's own name and roster groups for a contact (or a pending invitation);
+/// the XMPP sessions of the caller get a roster push. The other user sees no change.
+#[utoipa::path(patch, path = "/api/v1/contacts/{user_id}", tag = "contacts", security(("bearer" = [])),
+    request_body = RelabelContact,
+    responses((status = 200, body = ContactView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn relabel(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(user_id): Path<String>,
+    Json(req): Json<RelabelContact>,
+) -> ApiResult<axum::Json<ContactView>> {
+    let other = UserId(path_id(&user_id)?);
+    let current = state
+        .contacts
+        .list(&actor)
+        .await?
+        .into_iter()
+        .find(|c| c.user_id == other)
+        .ok_or(iris_services::Error::NotFound("contact"))?;
+    let name = req.name.or(current.name);
+    let groups = req.groups.unwrap_or(current.groups);
+    let contact = state
+        .contacts
+        .relabel(&actor, other, name.as_deref(), &groups)
+        .await?;
+    Ok(axum::Json(contact.into()))
 }
 
 /// Removes a contact in both directions.

@@ -43,7 +43,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/contacts",
             get(contacts::list).post(contacts::invite),
         )
-        .route("/api/v1/contacts/{user_id}", delete(contacts::remove))
+        .route(
+            "/api/v1/contacts/{user_id}",
+            delete(contacts::remove).patch(contacts::relabel),
+        )
         .route("/api/v1/contacts/{user_id}/accept", post(contacts::accept))
         .route(
             "/api/v1/contacts/{user_id}/decline",

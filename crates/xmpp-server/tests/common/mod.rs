@@ -8,6 +8,7 @@ use iris_model::{Login, Role, Secret};
 use iris_services::{Accounts, AccountsConfig, Bubbles, Contacts, NewAccount};
 use iris_store::Store;
 use iris_xmpp_server::{XmppConfig, XmppHandle, XmppServer};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,58 @@ use tokio::net::TcpStream;
 pub const DOMAIN: &str = "example.com";
 pub const PASSWORD: &str = "correct horse battery";
 const STEP: Duration = Duration::from_secs(10);
+
+/// A REST API client (`/api/v1`) of the test server.
+pub struct Rest {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Rest {
+    pub fn new(s: &Server) -> Rest {
+        Rest {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", s.api_addr),
+        }
+    }
+
+    /// Logs in; returns (access token, user id).
+    pub async fn login(&self, user: &str) -> (String, i64) {
+        let v: Value = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"login": format!("{user}@{DOMAIN}"), "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        (
+            v["access_token"].as_str().expect("token").to_owned(),
+            v["user"]["id"].as_i64().expect("id"),
+        )
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("send");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
 
 pub struct Server {
     pub handle: Option<XmppHandle>,
@@ -418,7 +471,8 @@ impl Client {
         }
     }
 
-    pub async fn auth(&mut self, user: &str, auth: Auth) {
+    /// Authenticates; returns the stream features offered after authentication.
+    pub async fn auth(&mut self, user: &str, auth: Auth) -> String {
         self.expect("</stream:features>").await;
         match auth {
             Auth::Plain => {
@@ -452,7 +506,7 @@ impl Client {
         self.expect("<success").await;
         self.buf.clear();
         self.open().await;
-        self.expect("</stream:features>").await;
+        self.expect("</stream:features>").await
     }
 
     /// Sends one SASL `<auth/>` and returns the answer (`<success`, `<failure`…).
@@ -596,4 +650,13 @@ pub async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
     tokio::time::timeout(Duration::from_secs(60), f)
         .await
         .expect("test took longer than 60 s");
+}
+
+/// Logs `user` in over WebSocket and sends initial presence.
+pub async fn online(s: &Server, user: &str) -> Client {
+    let mut c = Client::login(s, Via::Ws, user, Auth::Plain, "r").await;
+    c.send("<presence/>").await;
+    let from = format!("from='{}'", c.jid);
+    c.expect(&from).await;
+    c
 }

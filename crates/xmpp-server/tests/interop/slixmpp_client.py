@@ -2,24 +2,20 @@
 """Interop: two slixmpp clients against Iris over TCP 5222 with STARTTLS.
 
 alice logs in with SCRAM-SHA-256, bob with PLAIN; roster subscription (bob auto-accepts),
-presence, ping, carbons, chat, MAM paging (RSM max=2), MUC join and groupchat, stream
-management (XEP-0198 enabled by the plugin), PEP avatars (XEP-0163/XEP-0084): alice publishes,
-bob is notified because his entity caps (XEP-0115, resolved by the server) list
+roster name and groups, presence, ping, carbons, chat, MAM paging (RSM max=2), MUC join and
+groupchat, stream management (XEP-0198 enabled by the plugin), PEP avatars (XEP-0163/XEP-0084): alice
+publishes, bob is notified because his entity caps (XEP-0115, resolved by the server) list
 `urn:xmpp:avatar:metadata+notify`, then fetches the data from alice's node. Prints OK and exits 0 on success.
 Environment: XMPP_HOST, XMPP_PORT, XMPP_CA, XMPP_DOMAIN, XMPP_PASSWORD.
 """
 import asyncio
 import logging
 import os
-import sys
 
 from slixmpp import JID, ClientXMPP
 
-HOST = os.environ["XMPP_HOST"]
-PORT = int(os.environ["XMPP_PORT"])
-CA = os.environ["XMPP_CA"]
-DOMAIN = os.environ["XMPP_DOMAIN"]
-PASSWORD = os.environ["XMPP_PASSWORD"]
+from iris_env import CA, DOMAIN, HOST, PASSWORD, PORT, check
+
 if os.environ.get("XMPP_DEBUG"):
     # XMPP_DEBUG_FILE: log there (seen even when the run is cut off), else to stderr
     logging.basicConfig(level=logging.DEBUG, filename=os.environ.get("XMPP_DEBUG_FILE"))
@@ -33,12 +29,6 @@ def client(user: str, mech: str) -> ClientXMPP:
     c.ca_certs = CA
     return c
 
-
-def check(cond, what):
-    if not cond:
-        print(f"FAIL: {what}", flush=True)
-        sys.exit(1)
-    print(f"ok: {what}", flush=True)
 
 
 async def main():
@@ -65,6 +55,14 @@ async def main():
             break
         await asyncio.sleep(0.1)
     check(alice.client_roster[bob_jid]["subscription"] == "both", "subscription both after auto-accept")
+
+    await alice.update_roster(bob_jid, name="Bobby", groups=["Work", "Friends"])
+    res = await alice.get_roster()
+    item = res["roster"]["items"][JID(bob_jid)]
+    check(
+        item["name"] == "Bobby" and sorted(item["groups"]) == ["Friends", "Work"],
+        f"roster name and groups stored ({item['name']!r}, {item['groups']!r})",
+    )
 
     await alice["xep_0199"].ping(jid=JID(DOMAIN), timeout=5)
     check(True, "ping")

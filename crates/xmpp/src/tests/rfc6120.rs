@@ -372,6 +372,30 @@ fn rfc6120_4_9_driver_close_with_error_and_plain_close() {
 }
 
 #[test]
+fn rfc6120_4_9_3_19_see_other_host_and_rfc7395_3_6_1_see_other_uri() {
+    let mut h = Harness::new(Transport::DirectTls);
+    h.establish("alice");
+    h.s.see_other_host("other.example.net:5222");
+    let out = h.drain();
+    assert!(text(&out).contains(
+        "<see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>other.example.net:5222</see-other-host>"
+    ));
+    assert!(text(&out).ends_with("</stream:stream>"));
+    assert_eq!(closed_with(&out), Some(StreamErrorCondition::SeeOtherHost));
+
+    let mut h = Harness::new(Transport::WebSocket);
+    h.establish("alice");
+    h.s.see_other_host("wss://other.example.net/xmpp?a=1&b='2'");
+    let out = h.drain();
+    assert_eq!(
+        text(&out),
+        "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='wss://other.example.net/xmpp?a=1&amp;b=&apos;2&apos;'/>"
+    );
+    assert_eq!(closed_with(&out), Some(StreamErrorCondition::SeeOtherHost));
+    assert!(h.drain().is_empty(), "closed once");
+}
+
+#[test]
 fn rfc6120_4_6_1_whitespace_keepalives_are_ignored() {
     let mut h = Harness::new(Transport::DirectTls);
     h.establish("alice");
