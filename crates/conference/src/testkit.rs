@@ -88,6 +88,8 @@ pub struct Got {
     pub source_tag: u8,
     pub layer: u8,
     pub at: Instant,
+    /// First and last RTP sequence number of the frame.
+    pub seqs: (u64, u64),
 }
 
 #[derive(Default)]
@@ -267,6 +269,22 @@ impl Client {
         v
     }
 
+    /// Sequence-number gaps between consecutive video frames received on the same slot since
+    /// `since` (a frame not starting right after the previous one ended).
+    pub fn seq_gaps_since(&self, since: Instant) -> usize {
+        let s = self.shared.lock().expect("lock");
+        let mut last: HashMap<Mid, u64> = HashMap::new();
+        let mut gaps = 0;
+        for g in &s.got {
+            if let Some(prev) = last.insert(g.mid, g.seqs.1) {
+                if g.at >= since && g.seqs.0 != prev.wrapping_add(1) {
+                    gaps += 1;
+                }
+            }
+        }
+        gaps
+    }
+
     pub fn audio_from(&self, source_tag: u8) -> usize {
         let s = self.shared.lock().expect("lock");
         s.audio_frames.get(&source_tag).copied().unwrap_or(0)
@@ -411,6 +429,7 @@ fn run(
                                 source_tag: tag,
                                 layer,
                                 at: Instant::now(),
+                                seqs: (**d.seq_range.start(), **d.seq_range.end()),
                             });
                         }
                     }
