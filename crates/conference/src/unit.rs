@@ -1115,6 +1115,10 @@ fn write_route(
     let Some(stream) = api.stream_tx_by_mid(mid, None) else {
         return false;
     };
+    // Forwarded as it comes, like the publisher paced it: str0m's pacer (leaky bucket at the
+    // TWCC estimate × 1.1, probes) held packets back and made the latency tail
+    // (bench/conference). The estimate still drives the room's layer step-down.
+    stream.set_unpaced(true);
     // RTP time is 32 bits on the wire; the room keeps it extended.
     let write = RtpWrite::new(
         pt,
