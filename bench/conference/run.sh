@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Conference benchmark: the Iris conference unit vs Janus's videoroom plugin, same load, same
-# machine, one run each, server and load generator pinned to different cores.
+# machine, RUNS interleaved rounds (default 1), server and load generator pinned to different cores.
 #
 #   bench/conference/run.sh                          # build (release) if needed, both servers
 #   PUBLISHERS=6 SUBSCRIBERS=24 bench/conference/run.sh
