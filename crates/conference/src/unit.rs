@@ -951,21 +951,16 @@ impl Unit {
         };
         let mut held = Vec::new();
         let mut due = 0;
-        let mut sent = false;
         for _ in 0..10_000 {
             match catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output())) {
                 Ok(Ok(Output::Timeout(t))) => {
-                    // After a send, str0m's pacer asks for a timeout before the next packet. It
-                    // is left to the next write (whose own due timeout serves it) or to the
-                    // unit's timer: one `handle_timeout` per forwarded packet instead of two.
-                    if !sent && release_due(&mut s.rtc, t, &mut due) {
+                    if release_due(&mut s.rtc, t, &mut due) {
                         continue;
                     }
                     s.next_timeout = t;
                     break;
                 }
                 Ok(Ok(Output::Transmit(t))) => {
-                    sent = true;
                     self.sockets.send(s.socket, t.destination, &t.contents)
                 }
                 Ok(Ok(Output::Event(Event::KeyframeRequest(r)))) => held.push((r.mid, r.kind)),
