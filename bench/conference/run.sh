@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Conference benchmark: the Iris conference unit vs Janus's videoroom plugin, same load, same
-# machine, one run each, server and load generator pinned to different cores.
+# machine, RUNS interleaved rounds (default 1), server and load generator pinned to different cores.
 #
 #   bench/conference/run.sh                          # build (release) if needed, both servers
 #   PUBLISHERS=6 SUBSCRIBERS=24 bench/conference/run.sh
+#   RUNS=3 bench/conference/run.sh                   # 3 interleaved rounds (iris, janus, iris, …), medians
 #
 # The load (crates/conference-loadgen, str0m): PUBLISHERS publishers, each sending Opus-sized
 # audio (50 packets/s) and VP8-sized 3-layer simulcast (180p/360p/720p at 100/300/800 kbit/s,
@@ -18,7 +19,7 @@
 # CPU seconds in the window (/proc/PID/stat utime+stime), packets per CPU-second, publisher →
 # subscriber latency p50/p99 (send time in the payload, one clock), frame and packet loss; then
 # the ratio Iris/Janus. Env: PUBLISHERS (4), SUBSCRIBERS (16), LAYER (m), WARMUP (3),
-# DURATION (20), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), SINGLE_PORT
+# DURATION (20), RUNS (1), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), SINGLE_PORT
 # (Iris: 1 = one UDP port, 0 = one port per participant), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
 # Needs: Debian packages janus, iproute2, util-linux (taskset), python3; root (netns).
 set -euo pipefail
@@ -33,6 +34,7 @@ DURATION="${DURATION:-20}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
 SERVERS="${SERVERS:-iris janus}"
+RUNS="${RUNS:-1}"
 SINGLE_PORT="${SINGLE_PORT:-1}"
 PASSWORD=bench-password
 IP=10.213.0.1
@@ -97,7 +99,7 @@ loadgen() {
 }
 
 run_iris() {
-    local dir="$work/iris"; mkdir -p "$dir"
+    local dir="$work/iris-$round"; mkdir -p "$dir"
     export IRIS_DOMAIN=localhost IRIS_HTTP__LISTEN="[\"127.0.0.1:$PORT\"]" IRIS_HTTP__PLAIN_LISTEN="[]" \
         IRIS_XMPP__C2S_LISTEN="[]" IRIS_XMPP__DIRECT_TLS_LISTEN="[]" \
         IRIS_RELAY__UDP_LISTEN="[\"127.0.0.1:0\"]" IRIS_RELAY__TCP_LISTEN="[]" IRIS_RELAY__RELAY_IPS="[\"127.0.0.1\"]" \
@@ -109,12 +111,12 @@ run_iris() {
     server_pid=$!
     wait_port "$PORT"
     loadgen --server iris --url "wss://127.0.0.1:$PORT/xmpp-websocket" --room bench \
-        --user-prefix bench --password "$PASSWORD" --json "$work/iris.json"
+        --user-prefix bench --password "$PASSWORD" --json "$work/iris-$round.json"
     stop_server
 }
 
 run_janus() {
-    local dir="$work/janus"; mkdir -p "$dir"
+    local dir="$work/janus-$round"; mkdir -p "$dir"
     for f in "$here"/janus/*.jcfg; do
         sed -e "s#@DIR@#$dir#g" -e "s#@RTP_MIN@#20000#" -e "s#@RTP_MAX@#40000#" \
             -e "s#@HTTP_PORT@#$JANUS_PORT#" "$f" > "$dir/$(basename "$f")"
@@ -122,26 +124,39 @@ run_janus() {
     ip netns exec "$ns" taskset -c "$SERVER_CPUS" janus -F "$dir" -C "$dir/janus.jcfg" -o > "$dir/stdout.log" 2>&1 &
     server_pid=$!
     wait_port "$JANUS_PORT"
-    loadgen --server janus --url "http://127.0.0.1:$JANUS_PORT/janus" --room 1234 --json "$work/janus.json"
+    loadgen --server janus --url "http://127.0.0.1:$JANUS_PORT/janus" --room 1234 --json "$work/janus-$round.json"
     stop_server
 }
 
 echo "load: $PUBLISHERS publishers x $SUBSCRIBERS subscribers, layer $LAYER, ${DURATION}s window after ${WARMUP}s warm-up;" \
     "server on CPU $SERVER_CPUS, load generator on CPU $LOADGEN_CPUS"
-for s in $SERVERS; do
-    echo "== $s"
-    "run_$s"
+for round in $(seq 1 "$RUNS"); do
+    for s in $SERVERS; do
+        echo "== $s (round $round of $RUNS, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        "run_$s"
+    done
 done
 
 python3 - "$work" <<'PY'
-import json, os, sys
+import glob, json, os, statistics, sys
 work = sys.argv[1]
 r = {}
 for s in ("iris", "janus"):
-    p = os.path.join(work, s + ".json")
-    if os.path.exists(p):
-        r[s] = json.load(open(p))
+    runs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(work, s + "-*.json")))]
+    if not runs:
+        continue
+    # Medians over the rounds, each figure on its own.
+    med = lambda f: statistics.median(f(x) for x in runs)
+    lat = lambda k: {q: med(lambda x: x[k][q]) for q in ("p50", "p99")}
+    r[s] = {"pps": med(lambda x: x["pps"]), "server_cpu_s": med(lambda x: x["server_cpu_s"]),
+            "pps_per_cpu_s": med(lambda x: x["pps_per_cpu_s"] or 0),
+            "video_latency_us": lat("video_latency_us"), "audio_latency_us": lat("audio_latency_us"),
+            "frame_loss": med(lambda x: x["frame_loss"])}
+    if len(runs) > 1:
+        print(f"{s} pkt per CPU-second per round: {[round(x['pps_per_cpu_s'] or 0) for x in runs]}")
 print()
+if any(len(glob.glob(os.path.join(work, s + "-*.json"))) > 1 for s in r):
+    print("medians over the rounds:")
 print(f"{'server':8} {'fwd pkt/s':>10} {'CPU s':>7} {'pkt/CPU-s':>10} {'video p50/p99 us':>18} {'audio p50/p99 us':>18} {'frame loss':>10}")
 for s, x in r.items():
     v, a = x["video_latency_us"], x["audio_latency_us"]

@@ -1,7 +1,7 @@
 //! Sans-IO conference room: participants, their published tracks and receive slots, layer
 //! selection per receiver view and bandwidth, active speaker with hysteresis, last-N, and
-//! keyframe-gated switching with keyframe requests. Does not touch sockets, SDP or RTP bytes;
-//! time is passed in, actions are polled out.
+//! keyframe-gated switching with keyframe requests, sequence-number and RTP-time rewriting per
+//! slot. Does not touch sockets, SDP or RTP bytes; time is passed in, actions are polled out.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -198,13 +198,34 @@ pub enum Action {
     },
 }
 
-/// Where one incoming frame goes.
+/// One incoming RTP packet of a published track, as far as routing is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// The publisher.
+    pub source: ParticipantId,
+    /// Its track.
+    pub kind: TrackKind,
+    /// The simulcast layer, for cameras.
+    pub layer: Option<Layer>,
+    /// First packet of a keyframe (pending video switches complete on it).
+    pub keyframe: bool,
+    /// Extended RTP sequence number.
+    pub seq_no: u64,
+    /// Extended RTP time.
+    pub rtp_time: u64,
+    /// RTP clock rate.
+    pub clock_hz: u64,
+}
+
+/// Where one incoming packet goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     /// The receiver.
     pub receiver: ParticipantId,
     /// The receiver's slot index.
     pub slot: usize,
+    /// The extended sequence number to write, gapless within the slot across switches.
+    pub seq_no: u64,
     /// The RTP time to write, continuous within the slot across switches.
     pub rtp_time: u64,
 }
@@ -244,6 +265,46 @@ impl TimeRewrite {
     }
 }
 
+/// Keeps a slot's sequence numbers gapless when its feed changes: the first packet of the new
+/// feed follows the last one written; packets of the new feed older than the switch are dropped
+/// (they would collide with numbers already used by the old feed).
+#[derive(Clone, Copy, Debug, Default)]
+struct SeqRewrite {
+    offset: u64,
+    first_in: u64,
+    last_in: u64,
+    last_out: Option<u64>,
+}
+
+/// A feed's sequence numbers jumping farther than this (either way) is a restarted stream.
+const MAX_SEQ_JUMP: u64 = 3_000;
+
+impl SeqRewrite {
+    /// Re-bases so that `in_seq` follows the last written number.
+    fn rebase(&mut self, in_seq: u64) {
+        // A first feed starts in the first rollover period (SRTP: no out-of-band ROC).
+        let next = self.last_out.map_or(in_seq & 0xffff, |l| l.wrapping_add(1));
+        self.offset = next.wrapping_sub(in_seq);
+        self.first_in = in_seq;
+        self.last_in = in_seq;
+    }
+
+    /// Whether `in_seq` cannot belong to the stream seen so far (the publisher restarted it).
+    fn restarted(&self, in_seq: u64) -> bool {
+        in_seq.abs_diff(self.last_in) > MAX_SEQ_JUMP
+    }
+
+    fn map(&mut self, in_seq: u64) -> Option<u64> {
+        if in_seq < self.first_in {
+            return None;
+        }
+        self.last_in = self.last_in.max(in_seq);
+        let out = in_seq.wrapping_add(self.offset);
+        self.last_out = Some(self.last_out.map_or(out, |l| l.max(out)));
+        Some(out)
+    }
+}
+
 /// One receive slot of a receiver (an m-line it offered).
 #[derive(Clone, Debug)]
 pub struct Slot {
@@ -255,6 +316,7 @@ pub struct Slot {
     pub pending: Option<Feed>,
     last_request: Option<Instant>,
     time: TimeRewrite,
+    seq: SeqRewrite,
 }
 
 impl Slot {
@@ -265,6 +327,7 @@ impl Slot {
             pending: None,
             last_request: None,
             time: TimeRewrite::default(),
+            seq: SeqRewrite::default(),
         }
     }
 }
@@ -488,49 +551,49 @@ impl Room {
         self.actions.pop_front()
     }
 
-    /// Routes one incoming frame of `source`'s `kind` track (at `layer` for a camera), with its
-    /// RTP time in `clock_hz`. Completes pending switches on keyframes. Fills `out`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn route(
-        &mut self,
-        source: ParticipantId,
-        kind: TrackKind,
-        layer: Option<Layer>,
-        keyframe: bool,
-        rtp_time: u64,
-        clock_hz: u64,
-        now: Instant,
-        out: &mut Vec<Route>,
-    ) {
+    /// Routes one incoming packet. Completes pending switches on the first packet of a keyframe
+    /// (any packet for audio). Fills `out`.
+    pub fn route(&mut self, p: &Incoming, now: Instant, out: &mut Vec<Route>) {
         out.clear();
-        let feed = Feed { source, layer };
+        let feed = Feed {
+            source: p.source,
+            layer: p.layer,
+        };
         let mut switched = false;
-        for (rid, p) in &mut self.participants {
-            if *rid == source {
+        for (rid, r) in &mut self.participants {
+            if *rid == p.source {
                 continue;
             }
-            for (i, s) in p.slots.iter_mut().enumerate() {
-                if s.kind != kind {
+            for (i, s) in r.slots.iter_mut().enumerate() {
+                if s.kind != p.kind {
                     continue;
                 }
-                if s.pending == Some(feed) && (keyframe || kind == TrackKind::Audio) {
+                if s.pending == Some(feed) && (p.keyframe || p.kind == TrackKind::Audio) {
                     s.current = Some(feed);
                     s.pending = None;
                     s.last_request = None;
-                    s.time.rebase(rtp_time, clock_hz, now);
+                    s.time.rebase(p.rtp_time, p.clock_hz, now);
+                    s.seq.rebase(p.seq_no);
                     switched = true;
                     self.actions.push_back(Action::LayerSwitched {
                         receiver: *rid,
                         slot: i,
-                        layer,
+                        layer: p.layer,
                     });
                 }
                 if s.current == Some(feed) {
-                    out.push(Route {
-                        receiver: *rid,
-                        slot: i,
-                        rtp_time: s.time.map(rtp_time, now),
-                    });
+                    if s.seq.restarted(p.seq_no) {
+                        s.time.rebase(p.rtp_time, p.clock_hz, now);
+                        s.seq.rebase(p.seq_no);
+                    }
+                    if let Some(seq_no) = s.seq.map(p.seq_no) {
+                        out.push(Route {
+                            receiver: *rid,
+                            slot: i,
+                            seq_no,
+                            rtp_time: s.time.map(p.rtp_time, now),
+                        });
+                    }
                 }
             }
         }

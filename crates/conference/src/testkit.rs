@@ -23,6 +23,9 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// Frame sizes per layer (l, m, h): VP8-sized at 30 fps within the SPEC caps.
 pub const FRAME_SIZES: [usize; 3] = [350, 1_100, 3_000];
+/// Packets of a frame cut at a layer switch the receiver may miss (frames here are at most 3
+/// packets; the first ones may have been forwarded before the new layer's keyframe).
+pub const SWITCH_CUT: u64 = 2;
 const RIDS: [&str; 3] = ["l", "m", "h"];
 
 /// A unit on loopback in single-port mode with a 2 s vanish timeout.
@@ -88,6 +91,8 @@ pub struct Got {
     pub source_tag: u8,
     pub layer: u8,
     pub at: Instant,
+    /// First and last RTP sequence number of the frame.
+    pub seqs: (u64, u64),
 }
 
 #[derive(Default)]
@@ -267,6 +272,26 @@ impl Client {
         v
     }
 
+    /// Sequence-number gaps between consecutive video frames received on the same slot since
+    /// `since`: within a layer a frame must start right after the previous one; at a layer
+    /// switch at most [`SWITCH_CUT`] numbers may be missing (the old layer's frame in progress
+    /// when the new keyframe came was cut, and the receiver drops it).
+    pub fn seq_gaps_since(&self, since: Instant) -> usize {
+        let s = self.shared.lock().expect("lock");
+        let mut last: HashMap<Mid, (u64, u8)> = HashMap::new();
+        let mut gaps = 0;
+        for g in &s.got {
+            if let Some((prev, layer)) = last.insert(g.mid, (g.seqs.1, g.layer)) {
+                let missing = g.seqs.0.wrapping_sub(prev.wrapping_add(1));
+                let allowed = if layer == g.layer { 0 } else { SWITCH_CUT };
+                if g.at >= since && missing > allowed {
+                    gaps += 1;
+                }
+            }
+        }
+        gaps
+    }
+
     pub fn audio_from(&self, source_tag: u8) -> usize {
         let s = self.shared.lock().expect("lock");
         s.audio_frames.get(&source_tag).copied().unwrap_or(0)
@@ -411,6 +436,7 @@ fn run(
                                 source_tag: tag,
                                 layer,
                                 at: Instant::now(),
+                                seqs: (**d.seq_range.start(), **d.seq_range.end()),
                             });
                         }
                     }

@@ -1,6 +1,6 @@
 //! Tokio driver of the conference unit: UDP sockets (single port or one per participant from a
 //! range), one str0m `Rtc` per participant, demultiplexing by STUN ufrag then remote address,
-//! frames routed by the sans-IO [`Room`]. Does not do signalling: callers hand it SDP offers
+//! RTP packets forwarded as routed by the sans-IO [`Room`]. Does not do signalling: callers hand it SDP offers
 //! through [`ConferenceHandle`] and relay its [`Notice`]s to participants.
 
 use std::collections::HashMap;
@@ -13,14 +13,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
-use str0m::media::{KeyframeRequestKind, MediaData, MediaTime, Mid};
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ConferenceConfig;
-use crate::room::{self, Action, Layer, ParticipantId, Publishing, Room, Route, TrackKind, View};
+use crate::room::{
+    self, Action, Incoming, Layer, ParticipantId, Publishing, Room, Route, TrackKind, View,
+};
 use crate::ConferenceError;
 
 /// Largest datagram read.
@@ -399,7 +403,7 @@ struct Session {
 /// What a polled session produced that concerns others.
 #[allow(clippy::large_enum_variant)] // short-lived, one Vec per poll
 enum Produced {
-    Media(MediaData),
+    Rtp(RtpPacket),
     Keyframe(Mid, KeyframeRequestKind),
     Estimate(u64),
 }
@@ -526,7 +530,14 @@ impl Unit {
             }
         };
         let now = Instant::now();
+        // RTP mode: packets are forwarded as they come (sequence numbers and RTP time rewritten
+        // per slot by the room), not depacketized into frames and packetized again per receiver.
+        // SPEC R-25: conferences are Opus + VP8.
         let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
             .set_ice_lite(true)
             .enable_bwe(Some(Bitrate::kbps(2_500)))
             .build(now);
@@ -755,13 +766,20 @@ impl Unit {
         else {
             return;
         };
-        if let Some(mut writer) = s.rtc.writer(mid) {
-            if writer.is_request_keyframe_possible(how) {
-                let rid = layer.map(|l| l.rid().into());
-                if writer.request_keyframe(rid, how).is_ok() {
-                    metrics::counter!("iris_conference_keyframe_requests_total").increment(1);
-                }
-            }
+        let possible = |p: &PayloadParams| match how {
+            KeyframeRequestKind::Pli => p.fb_pli(),
+            KeyframeRequestKind::Fir => p.fb_fir(),
+        };
+        if !s.rtc.codec_config().params().iter().any(possible) {
+            return;
+        }
+        let mut api = s.rtc.direct_api();
+        let rid = layer.map(|l| l.rid().into());
+        // A camera sent without simulcast has no rid (it is routed as the high layer).
+        let found = api.stream_rx_by_mid(mid, rid).is_some();
+        if let Some(stream) = api.stream_rx_by_mid(mid, if found { rid } else { None }) {
+            stream.request_keyframe(how);
+            metrics::counter!("iris_conference_keyframe_requests_total").increment(1);
         }
         self.poll(source);
     }
@@ -884,7 +902,7 @@ impl Unit {
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         tracing::debug!(id, "conference ICE disconnected");
                     }
-                    Event::MediaData(m) => produced.push(Produced::Media(m)),
+                    Event::RtpPacket(p) => produced.push(Produced::Rtp(p)),
                     Event::KeyframeRequest(r) => produced.push(Produced::Keyframe(r.mid, r.kind)),
                     Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                         produced.push(Produced::Estimate(estimate.as_u64()))
@@ -907,7 +925,7 @@ impl Unit {
         let mut touched = Vec::new();
         for p in produced {
             match p {
-                Produced::Media(m) => self.forward(id, &room, m, &mut touched),
+                Produced::Rtp(p) => self.forward(id, &room, &p, &mut touched),
                 Produced::Keyframe(mid, kind) => self.keyframe_from_receiver(id, &room, mid, kind),
                 Produced::Estimate(bps) => {
                     if let Some(r) = self.rooms.get_mut(&room) {
@@ -963,78 +981,83 @@ impl Unit {
         &mut self,
         source: ParticipantId,
         room_name: &str,
-        m: MediaData,
+        p: &RtpPacket,
         touched: &mut Vec<ParticipantId>,
     ) {
-        let Some(kind) = self
-            .sessions
-            .get(&source)
-            .and_then(|s| s.published.get(&m.mid).copied())
+        let Some(s) = self.sessions.get_mut(&source) else {
+            return;
+        };
+        let Some((mid, rid)) = s
+            .rtc
+            .direct_api()
+            .stream_rx(&p.header.ssrc)
+            .map(|r| (r.mid(), r.rid()))
+        else {
+            return;
+        };
+        let Some(kind) = s.published.get(&mid).copied() else {
+            return;
+        };
+        let pt = p.header.payload_type;
+        let Some(params) = s
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|c| c.pt() == pt)
+            .copied()
         else {
             return;
         };
         let now = Instant::now();
         let layer = match kind {
-            TrackKind::Video => Some(
-                m.rid
-                    .and_then(|r| Layer::from_rid(&r))
-                    .unwrap_or(Layer::High),
-            ),
+            TrackKind::Video => Some(rid.and_then(|r| Layer::from_rid(&r)).unwrap_or(Layer::High)),
             _ => None,
         };
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
-        let level = m.ext_vals.audio_level;
+        let level = p.header.ext_vals.audio_level;
         if let Some(level) = level {
             room.audio_level(source, level.unsigned_abs(), now);
         }
-        let hz = u64::from(m.time.frequency().get());
-        let mut routes = std::mem::take(&mut self.routes);
-        room.route(
+        let incoming = Incoming {
             source,
             kind,
             layer,
-            m.is_keyframe(),
-            m.time.numer(),
-            hz,
-            now,
-            &mut routes,
-        );
+            keyframe: is_keyframe(params, &p.payload),
+            seq_no: *p.seq_no,
+            rtp_time: p.time.numer(),
+            clock_hz: u64::from(p.time.frequency().get()),
+        };
+        let mut routes = std::mem::take(&mut self.routes);
+        room.route(&incoming, now, &mut routes);
+        // Frames end on the marker bit (video); an audio packet is a frame.
+        let frame_end = kind == TrackKind::Audio || p.header.marker;
         let label = layer.map_or(kind_label(kind), Layer::rid);
-        metrics::counter!("iris_conference_received_frames_total", "layer" => label).increment(1);
+        if frame_end {
+            metrics::counter!("iris_conference_received_frames_total", "layer" => label)
+                .increment(1);
+        }
+        let mut ext = ExtensionValues::default();
+        if let Some(l) = level {
+            ext.audio_level = Some(l);
+            ext.voice_activity = Some(l > -(room_silence() as i8));
+        }
+        let mut written = 0_u64;
         for r in &routes {
-            let Some(s) = self.sessions.get_mut(&r.receiver) else {
-                continue;
-            };
-            if !s.connected {
-                continue;
+            if write_route(&mut self.sessions, r, params, p, &ext, kind) {
+                written += 1;
+                touched.push(r.receiver);
             }
-            let Some(mid) = s.slots.get(r.slot).copied() else {
-                continue;
-            };
-            let Some(writer) = s.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer.match_params(m.params) else {
-                continue;
-            };
-            let writer = match level {
-                Some(l) => writer.audio_level(l, l > -(room_silence() as i8)),
-                None => writer,
-            };
-            let time = MediaTime::new(r.rtp_time, m.time.frequency());
-            let bytes = m.data.len() as u64;
-            match writer.write(pt, m.network_time, time, m.data.clone()) {
-                Ok(()) => {
-                    metrics::counter!("iris_conference_forwarded_frames_total", "layer" => label)
-                        .increment(1);
-                    metrics::counter!("iris_conference_forwarded_bytes_total", "layer" => label)
-                        .increment(bytes);
-                    touched.push(r.receiver);
-                }
-                Err(e) => tracing::debug!(error = %e, "conference write failed"),
+        }
+        if written > 0 {
+            if frame_end {
+                metrics::counter!("iris_conference_forwarded_frames_total", "layer" => label)
+                    .increment(written);
             }
+            metrics::counter!("iris_conference_forwarded_bytes_total", "layer" => label)
+                .increment(written * p.payload.len() as u64);
         }
         self.routes = routes;
         self.actions(room_name);
@@ -1065,6 +1088,56 @@ impl Unit {
             self.request_keyframe(feed.source, kind, feed.layer, how);
         }
     }
+}
+
+/// Queues one routed packet on the receiver's slot stream; false if it cannot take it.
+fn write_route(
+    sessions: &mut HashMap<ParticipantId, Session>,
+    r: &Route,
+    params: PayloadParams,
+    p: &RtpPacket,
+    ext: &ExtensionValues,
+    kind: TrackKind,
+) -> bool {
+    let Some(s) = sessions.get_mut(&r.receiver) else {
+        return false;
+    };
+    if !s.connected {
+        return false;
+    }
+    let Some(mid) = s.slots.get(r.slot).copied() else {
+        return false;
+    };
+    let Some(pt) = s.rtc.codec_config().match_params(params).map(|c| c.pt()) else {
+        return false;
+    };
+    let mut api = s.rtc.direct_api();
+    let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+        return false;
+    };
+    // Forwarded as it comes, like the publisher paced it: str0m's pacer (leaky bucket at the
+    // TWCC estimate × 1.1, probes) held packets back and made the latency tail
+    // (bench/conference). The estimate still drives the room's layer step-down.
+    stream.set_unpaced(true);
+    // RTP time is 32 bits on the wire; the room keeps it extended.
+    let write = RtpWrite::new(
+        pt,
+        r.seq_no.into(),
+        r.rtp_time as u32,
+        p.timestamp,
+        p.payload.clone(),
+    )
+    .marker(p.header.marker)
+    .ext_vals(ext.clone())
+    .nackable(kind != TrackKind::Audio);
+    stream.write_rtp(write);
+    true
+}
+
+/// Whether `payload` starts a keyframe (VP8, the only video codec the unit negotiates).
+fn is_keyframe(params: PayloadParams, payload: &[u8]) -> bool {
+    params.spec().codec == Codec::Vp8
+        && Vp8Descriptor::parse(payload).is_ok_and(|d| d.starts_keyframe(payload))
 }
 
 /// Most due timeouts handled in one poll (bounds the loop if a session keeps asking).

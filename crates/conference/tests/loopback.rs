@@ -84,6 +84,13 @@ async fn grid_gets_low_layer_talker_gets_high_and_views_switch() {
         .await,
         "large grid tiles get 360p within 2 s"
     );
+    // Across the three layer switches the receiver saw one gapless sequence per slot.
+    assert_eq!(
+        grid.seq_gaps_since(t0),
+        0,
+        "no sequence gap across switches"
+    );
+    assert_eq!(talker.seq_gaps_since(t0), 0, "no sequence gap");
 
     // The publisher was told which layers to send: all three are consumed now? No: mid + high.
     let n = notices.lock().expect("lock").clone();

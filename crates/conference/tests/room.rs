@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use iris_conference::room::{Action, Layer, Publishing, Room, Route, TrackKind, View, ViewMode};
+use iris_conference::room::{
+    Action, Incoming, Layer, Publishing, Room, Route, TrackKind, View, ViewMode,
+};
 
 const ALL: Publishing = Publishing {
     audio: true,
@@ -24,6 +26,19 @@ fn actions(room: &mut Room) -> Vec<Action> {
     std::iter::from_fn(|| room.poll_action()).collect()
 }
 
+/// A camera packet of `source` at `layer`.
+fn video(source: u64, layer: Layer, keyframe: bool, seq_no: u64, rtp_time: u64) -> Incoming {
+    Incoming {
+        source,
+        kind: TrackKind::Video,
+        layer: Some(layer),
+        keyframe,
+        seq_no,
+        rtp_time,
+        clock_hz: 90_000,
+    }
+}
+
 /// Sends one video frame of `source` at every layer (keyframes when `key`); returns the routes
 /// of each layer.
 fn frame(room: &mut Room, source: u64, key: bool, now: Instant) -> Vec<(Layer, Vec<Route>)> {
@@ -31,16 +46,7 @@ fn frame(room: &mut Room, source: u64, key: bool, now: Instant) -> Vec<(Layer, V
         .iter()
         .map(|l| {
             let mut out = Vec::new();
-            room.route(
-                source,
-                TrackKind::Video,
-                Some(*l),
-                key,
-                9000,
-                90_000,
-                now,
-                &mut out,
-            );
+            room.route(&video(source, *l, key, 100, 9000), now, &mut out);
             (*l, out)
         })
         .collect()
@@ -282,16 +288,7 @@ fn rtp_time_stays_continuous_across_a_layer_switch() {
     room.join(1, "alice", ALL, &slots(1), t);
     room.join(2, "bob", ALL, &slots(1), t);
     let mut out = Vec::new();
-    room.route(
-        1,
-        TrackKind::Video,
-        Some(Layer::Low),
-        true,
-        1_000,
-        90_000,
-        t,
-        &mut out,
-    );
+    room.route(&video(1, Layer::Low, true, 10, 1_000), t, &mut out);
     assert_eq!(out.len(), 1);
     let first = out[0].rtp_time;
     room.set_view(
@@ -304,16 +301,7 @@ fn rtp_time_stays_continuous_across_a_layer_switch() {
     );
     // The high layer has its own, unrelated RTP time base.
     let t1 = t + Duration::from_millis(100);
-    room.route(
-        1,
-        TrackKind::Video,
-        Some(Layer::High),
-        true,
-        777_777,
-        90_000,
-        t1,
-        &mut out,
-    );
+    room.route(&video(1, Layer::High, true, 30_000, 777_777), t1, &mut out);
     assert_eq!(out.len(), 1);
     let after = out[0].rtp_time;
     assert_eq!(after.wrapping_sub(first), 9_000, "100 ms at 90 kHz");
@@ -342,7 +330,84 @@ fn screen_share_goes_to_everyone_else() {
         layer: None
     }));
     let mut out = Vec::new();
-    room.route(1, TrackKind::Screen, None, true, 0, 90_000, t, &mut out);
+    let screen = Incoming {
+        kind: TrackKind::Screen,
+        layer: None,
+        ..video(1, Layer::High, true, 5, 0)
+    };
+    room.route(&screen, t, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].receiver, 2);
+}
+
+/// Sequence numbers bob receives from alice's camera slot for these packets (None: dropped).
+fn seqs(room: &mut Room, packets: &[Incoming], t: Instant) -> Vec<Option<u64>> {
+    let mut out = Vec::new();
+    packets
+        .iter()
+        .map(|p| {
+            room.route(p, t, &mut out);
+            out.iter().find(|r| r.receiver == 2).map(|r| r.seq_no)
+        })
+        .collect()
+}
+
+#[test]
+fn sequence_numbers_stay_gapless_across_layer_switches_and_restarts() {
+    let mut t = Instant::now();
+    let mut room = Room::new();
+    room.join(1, "alice", ALL, &slots(1), t);
+    room.join(2, "bob", ALL, &slots(1), t);
+    // Low layer (its own sequence space, past the first rollover): a keyframe of 2 packets, then
+    // a delta frame; the slot starts within the first rollover period.
+    let low = [
+        video(1, Layer::Low, true, 70_000, 3_000),
+        video(1, Layer::Low, false, 70_001, 3_000),
+        video(1, Layer::Low, false, 70_002, 6_000),
+    ];
+    assert_eq!(
+        seqs(&mut room, &low, t),
+        vec![Some(4_464), Some(4_465), Some(4_466)]
+    );
+    room.set_view(
+        2,
+        View {
+            mode: ViewMode::Talker,
+            ..View::default()
+        },
+        t,
+    );
+    t += Duration::from_millis(33);
+    // High layer: a delta frame before the keyframe is not forwarded, low continues meanwhile;
+    // the keyframe's packets follow the last low packet; a late high packet from before the
+    // switch and late low packets are dropped; a reordered high packet keeps its place.
+    let switch = [
+        video(1, Layer::High, false, 500, 10_000),
+        video(1, Layer::Low, false, 70_003, 9_000),
+        video(1, Layer::High, true, 502, 13_000),
+        video(1, Layer::High, false, 504, 13_000),
+        video(1, Layer::High, false, 503, 13_000),
+        video(1, Layer::High, false, 501, 10_000),
+        video(1, Layer::Low, false, 70_004, 12_000),
+        video(1, Layer::High, false, 505, 16_000),
+    ];
+    assert_eq!(
+        seqs(&mut room, &switch, t),
+        vec![
+            None,
+            Some(4_467),
+            Some(4_468),
+            Some(4_470),
+            Some(4_469),
+            None,
+            None,
+            Some(4_471)
+        ]
+    );
+    // The publisher restarts its high stream (sequence numbers jump): the slot continues.
+    let restart = [
+        video(1, Layer::High, true, 40_000, 400),
+        video(1, Layer::High, false, 40_001, 3_400),
+    ];
+    assert_eq!(seqs(&mut room, &restart, t), vec![Some(4_472), Some(4_473)]);
 }
