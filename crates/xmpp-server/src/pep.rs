@@ -476,13 +476,24 @@ async fn may_read(
     who_id: Option<UserId>,
     node: &PepNodeRow,
 ) -> Result<(), PepError> {
+    may_read_model(hub, owner, who, who_id, &node.access_model).await
+}
+
+/// May `who` read a node of `owner` with this access model?
+async fn may_read_model(
+    hub: &Hub,
+    owner: &str,
+    who: &str,
+    who_id: Option<UserId>,
+    access_model: &str,
+) -> Result<(), PepError> {
     if who == owner {
         return Ok(());
     }
     if hub.blocked_either_way(owner, who).await {
         return Err(PepError::PresenceRequired);
     }
-    match node.access_model.as_str() {
+    match access_model {
         "open" => Ok(()),
         "presence" => {
             let subscribed = match who_id {
@@ -719,13 +730,13 @@ impl Session {
         request: pubsub::pubsub::Items,
     ) -> Result<(), Failure> {
         let node = request.node.0;
-        let config = self
-            .hub
-            .store
-            .pep_node(owner, &node)
-            .await?
-            .ok_or(Failure::NotFound)?;
         let me = self.user.as_ref().map(|u| u.id);
+        let Some(config) = self.hub.store.pep_node(owner, &node).await? else {
+            // A missing node is refused like a default (presence) node first, so someone
+            // who may not read the owner's nodes cannot probe which ones exist.
+            may_read_model(&self.hub, owner, &self.bare, me, "presence").await?;
+            return Err(Failure::NotFound);
+        };
         may_read(&self.hub, owner, &self.bare, me, &config).await?;
         let ids: Vec<String> = request
             .items

@@ -221,6 +221,16 @@ async fn pep_scenario(s: Server) {
         denied.contains("not-authorized") && denied.contains("presence-subscription-required"),
         "{denied}"
     );
+    // ... and cannot tell a missing node from a refused one
+    carol.send(&format!(
+        "<iq type='get' id='f3' to='alice@example.com'><pubsub xmlns='{PUBSUB}'><items node='urn:example:absent'/></pubsub></iq>"
+    ))
+    .await;
+    let probe = answer(&mut carol, "f3").await;
+    assert!(
+        probe.contains("presence-subscription-required") && !probe.contains("item-not-found"),
+        "{probe}"
+    );
 
     // a new resource of the contact announcing new caps: queried, then sent the last item
     let mut bob3 = login(&s, "bob", "three").await;
