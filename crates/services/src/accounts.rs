@@ -112,6 +112,7 @@ struct Inner {
     dummy_hash: String,
     /// Users whose display name changed (their contacts' rosters show it).
     renamed: tokio::sync::broadcast::Sender<UserId>,
+    deleted: tokio::sync::broadcast::Sender<DeletedUser>,
 }
 
 impl Accounts {
@@ -135,6 +136,7 @@ impl Accounts {
                 tokens: TokenKey::new(token_secret),
                 dummy_hash,
                 renamed: tokio::sync::broadcast::channel(256).0,
+                deleted: tokio::sync::broadcast::channel(256).0,
             }),
         })
     }
@@ -142,6 +144,11 @@ impl Accounts {
     /// Subscribes to display-name changes (for roster pushes to the user's contacts).
     pub fn subscribe_renames(&self) -> tokio::sync::broadcast::Receiver<UserId> {
         self.inner.renamed.subscribe()
+    }
+
+    /// Subscribes to account deletions (for roster pushes to the user's former contacts).
+    pub fn subscribe_deletions(&self) -> tokio::sync::broadcast::Receiver<DeletedUser> {
+        self.inner.deleted.subscribe()
     }
 
     /// The store behind the service.
@@ -557,8 +564,16 @@ impl Accounts {
                 return Err(Error::Forbidden);
             }
         }
+        // the contact rows go with the account: remember whose rosters held it
+        let contacts = self.inner.store.contacts(target.id).await?;
         self.inner.store.delete_user(target.id).await?;
         tracing::info!(login = %target.login, "account deleted");
+        // No subscriber is fine: nobody is online to push to.
+        let _ = self.inner.deleted.send(DeletedUser {
+            id: target.id,
+            login: target.login.clone(),
+            contacts: contacts.into_iter().map(|c| c.user_id).collect(),
+        });
         Ok(())
     }
 
@@ -597,6 +612,14 @@ impl Accounts {
         }
         Ok(())
     }
+}
+
+/// An account that was deleted, with the users whose contact lists held it.
+#[derive(Debug, Clone)]
+pub struct DeletedUser {
+    pub id: UserId,
+    pub login: Login,
+    pub contacts: Vec<UserId>,
 }
 
 /// PBKDF2 iterations of stored SCRAM keys (RFC 7677 recommends at least 4096).

@@ -11,7 +11,7 @@ pub mod hash_pool;
 pub mod password;
 pub mod tokens;
 
-pub use accounts::{Accounts, AccountsConfig, Actor, NewAccount, Tokens};
+pub use accounts::{Accounts, AccountsConfig, Actor, DeletedUser, NewAccount, Tokens};
 pub use bubbles::{Bubble, BubbleEvent, BubbleMember, BubbleRole, BubbleUpdate, Bubbles};
 pub use contacts::Contacts;
 pub use error::Error;

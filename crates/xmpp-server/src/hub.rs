@@ -276,9 +276,22 @@ impl Hub {
         other: UserId,
         presence: bool,
     ) -> Result<(), iris_store::StoreError> {
-        let (Some(owner_user), Some(other_user)) =
-            (self.store.user(owner).await?, self.store.user(other).await?)
-        else {
+        let Some(other_user) = self.store.user(other).await? else {
+            return Ok(());
+        };
+        self.push_roster_entry(owner, other, other_user.login.as_str(), presence)
+            .await
+    }
+
+    /// [`Self::push_roster_change`] for `other` known by its login (which may be gone).
+    async fn push_roster_entry(
+        &self,
+        owner: UserId,
+        other: UserId,
+        other_bare: &str,
+        presence: bool,
+    ) -> Result<(), iris_store::StoreError> {
+        let Some(owner_user) = self.store.user(owner).await? else {
             return Ok(());
         };
         let owner_bare = owner_user.login.as_str().to_owned();
@@ -291,7 +304,6 @@ impl Hub {
         let entry = contacts.iter().find(|c| c.user_id == other);
         let state = entry.map(|c| c.state);
         let ver = crate::roster::version(&crate::roster::items(&contacts));
-        let other_bare = other_user.login.as_str();
         let item = roster_item(other_bare, entry);
         for r in &resources {
             let mut query = el("query", ns::ROSTER, &[("ver", &ver)]);
@@ -344,12 +356,14 @@ impl Hub {
     }
 
     /// Runs until shutdown: turns every [`iris_services::contacts::ContactChanged`] into
-    /// roster pushes for both users, and a user's new display name into roster pushes for
-    /// their contacts (RFC 6121 §2.6: the name is part of the versioned roster).
+    /// roster pushes for both users, a user's new display name into roster pushes for their
+    /// contacts (RFC 6121 §2.6: the name is part of the versioned roster), and a deleted
+    /// account into `remove` pushes for its former contacts.
     pub async fn roster_pushes(self: Arc<Self>) {
         use tokio::sync::broadcast::error::RecvError;
         let mut changes = self.contacts.subscribe();
         let mut renames = self.accounts.subscribe_renames();
+        let mut deletions = self.accounts.subscribe_deletions();
         let mut stop = self.shutdown.clone();
         loop {
             // (owner, other, whether the presence exchange changes too)
@@ -374,6 +388,26 @@ impl Hub {
                     },
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "rename pushes lagged");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                d = deletions.recv() => match d {
+                    // RFC 6121 §2.5.3-style removal: each former contact's resources get a
+                    // `remove` push (and the account's unavailable presence, if online)
+                    Ok(gone) => {
+                        for owner in gone.contacts {
+                            let pushed = self
+                                .push_roster_entry(owner, gone.id, gone.login.as_str(), true)
+                                .await;
+                            if let Err(e) = pushed {
+                                tracing::warn!(error = %e, "roster push failed");
+                            }
+                        }
+                        continue;
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "deletion pushes lagged");
                         continue;
                     }
                     Err(RecvError::Closed) => return,

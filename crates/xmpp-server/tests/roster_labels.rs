@@ -1,7 +1,8 @@
 //! RFC 6121 §2.1.2 and §2.3 over real sockets: a user's own name and groups for a contact,
 //! set by a roster set or by REST `PATCH /api/v1/contacts/{id}`, are stored, pushed to all
 //! the user's resources, returned by roster gets and REST lists, survive a restart, and stay
-//! invisible to the other user; empty groups are `not-acceptable`.
+//! invisible to the other user; empty groups are `not-acceptable`. Deleting an account
+//! removes it from its former contacts' rosters with a push.
 mod common;
 
 use common::{bounded, online, start, start_with, Auth, Client, Rest, Via, DOMAIN};
@@ -133,6 +134,27 @@ async fn roster_names_and_groups_over_xmpp_and_rest() {
         let roster = alice.expect_with("id='g2'", "</iq>").await;
         assert!(roster.contains("<group>Board</group>"), "{roster}");
         assert!(roster.contains(&format!("jid='bob@{DOMAIN}'")), "{roster}");
+
+        // a deleted account leaves its former contacts' rosters with a `remove` push and a
+        // new version
+        let ver = roster
+            .split("ver='")
+            .nth(1)
+            .and_then(|v| v.split('\'').next())
+            .expect("ver")
+            .to_owned();
+        s.accounts
+            .delete_user(None, iris_model::UserId(bob_id))
+            .await
+            .expect("delete bob");
+        let push = alice.expect_with("subscription='remove'", "</iq>").await;
+        assert!(push.contains(&format!("jid='bob@{DOMAIN}'")), "{push}");
+        assert!(!push.contains(&format!("ver='{ver}'")), "{push}");
+        alice
+            .send("<iq type='get' id='g3'><query xmlns='jabber:iq:roster'/></iq>")
+            .await;
+        let roster = alice.expect_with("id='g3'", "</iq>").await;
+        assert!(!roster.contains("bob@"), "{roster}");
         s.handle.expect("running").shutdown().await;
     })
     .await;
