@@ -444,6 +444,10 @@ impl Session {
                 self.reply(iq, Some(info));
                 Ok(())
             }
+            ("get", "query", ns::DISCO_ITEMS) if !server => {
+                let owner = self.bare.clone();
+                self.pep_disco_items(iq, &owner).await
+            }
             ("get", "query", ns::DISCO_ITEMS) => {
                 let mut items = el("query", ns::DISCO_ITEMS, &[]);
                 if server {
@@ -552,6 +556,7 @@ impl Session {
                 self.reply(iq, Some(account_info()));
                 Ok(())
             }
+            ("get", "query", ns::DISCO_ITEMS) => self.pep_disco_items(iq, bare).await,
             ("get", "query", ns::LAST) => {
                 // XEP-0012 §4: only to those with a presence subscription
                 let user = self.user.clone().ok_or(Failure::Forbidden)?;

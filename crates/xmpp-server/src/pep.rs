@@ -593,6 +593,31 @@ impl Hub {
 }
 
 impl Session {
+    /// Disco#items on an account (XEP-0060 §5.2 on the bare JID): `owner`'s PEP nodes that the
+    /// requester may read, as `<item jid='owner' node='…'/>`.
+    pub(crate) async fn pep_disco_items(
+        &mut self,
+        iq: &Element,
+        owner: &str,
+    ) -> Result<(), Failure> {
+        let me = self.user.as_ref().map(|u| u.id);
+        let mut q = el("query", ns::DISCO_ITEMS, &[]);
+        for node in self.hub.store.pep_nodes(owner).await? {
+            if may_read(&self.hub, owner, &self.bare, me, &node)
+                .await
+                .is_ok()
+            {
+                q.append_child(el(
+                    "item",
+                    ns::DISCO_ITEMS,
+                    &[("jid", owner), ("node", &node.node)],
+                ));
+            }
+        }
+        let _ = self.stream.send_stanza(&iq_result(iq, Some(q)));
+        Ok(())
+    }
+
     /// Pubsub IQs to `owner`'s PEP service (the sender's own when `owner` is its bare JID).
     pub(crate) async fn pep_iq(
         &mut self,

@@ -231,6 +231,27 @@ async fn pep_scenario(s: Server) {
         probe.contains("presence-subscription-required") && !probe.contains("item-not-found"),
         "{probe}"
     );
+    // disco#items on the account lists the nodes the asker may read (XEP-0060 §5.2)
+    let items_q = "<query xmlns='http://jabber.org/protocol/disco#items'/>";
+    bob.send(&format!(
+        "<iq type='get' id='d1' to='alice@example.com'>{items_q}</iq>"
+    ))
+    .await;
+    let listed = answer(&mut bob, "d1").await;
+    assert!(
+        listed.contains(&format!("node='{DATA}'")) && listed.contains(&format!("node='{META}'")),
+        "{listed}"
+    );
+    carol
+        .send(&format!(
+            "<iq type='get' id='d2' to='alice@example.com'>{items_q}</iq>"
+        ))
+        .await;
+    let listed = answer(&mut carol, "d2").await;
+    assert!(
+        listed.contains("type='result'") && !listed.contains("node="),
+        "{listed}"
+    );
 
     // a new resource of the contact announcing new caps: queried, then sent the last item
     let mut bob3 = login(&s, "bob", "three").await;
