@@ -241,7 +241,10 @@
         kind: s.kind,
         slot: slotKind[s.mid],
         source: state.slots[s.mid] ?? null,
-        bytes: s.bytesReceived || 0,
+        // media bytes of the layer: retransmissions (RTX repairs of losses on a busy host)
+        // are transport overhead, not the sender's layer bitrate the caps are about
+        bytes: (s.bytesReceived || 0) - (s.retransmittedBytesReceived || 0),
+        retransmittedBytes: s.retransmittedBytesReceived || 0,
         packets: s.packetsReceived || 0,
         frameHeight: s.frameHeight || 0,
         framesDecoded: s.framesDecoded || 0,

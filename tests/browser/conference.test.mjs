@@ -101,7 +101,7 @@ test("four Chromium participants in one conference, one relay-only", { timeout: 
     });
     // The cap is a rate: measure over 5 s so one keyframe does not dominate the window.
     const s = (await measure(pages[i], 5000)).filter((x) => x.slot === "video" && x.flowing);
-    console.log(`p${i} grid`, s.map((x) => `${x.source}:${x.frameHeight}p ${x.kbps.toFixed(0)}k`).join(" "));
+    console.log(`p${i} grid`, s.map((x) => `${x.source}:${x.frameHeight}p ${x.kbps.toFixed(0)}k (rtx ${x.retransmittedBytes} B)`).join(" "));
     assert.ok(grid, `p${i} gets 180p in grid view`);
     for (const x of s) assert.ok(x.kbps <= 100 * SLACK, `p${i} grid stream ${x.mid} ≤ 100 kbit/s: ${x.kbps}`);
   }
