@@ -132,14 +132,7 @@ fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>, String) 
 }
 
 pub async fn start(tweak: impl FnOnce(&mut XmppConfig)) -> Server {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("iris-xmpp-test-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db_url = format!("sqlite://{}/iris.db", dir.display());
-    start_with(dir, db_url, tweak, true).await
+    start_tuned(test_accounts_config(), tweak).await
 }
 
 /// Cheap password hashing for tests.
@@ -153,6 +146,7 @@ pub fn test_accounts_config() -> AccountsConfig {
 
 /// [`start`] with these accounts settings (password hashing cost and pool).
 pub async fn start_tuned(config: AccountsConfig, tweak: impl FnOnce(&mut XmppConfig)) -> Server {
+    // a fresh SQLite database in its own temp dir
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
