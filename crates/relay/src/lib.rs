@@ -13,18 +13,14 @@
 //! Relay sockets are opened synchronously by the core through [`iris_turn::RelayAllocator`]
 //! (a plain `std::net::UdpSocket::bind`); the driver then hands each to its reader.
 
-// Unsafe code only where a crate has no safe call for it: `uring` (io_uring entries point at
-// buffers the kernel reads) and one `setsockopt` in `udp`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod config;
 mod driver;
 pub mod ice_servers;
-mod udp;
-mod uring;
 
 pub use config::{RelayConfig, RelayServer, Secret};
 pub use driver::{Relay, RelayError, RelayHandle};
 pub use ice_servers::{IceServer, IceServers, IceServersError};
 pub use iris_turn::{Counters, Transport};
-pub use udp::IoStats;
+pub use iris_udp::IoStats;

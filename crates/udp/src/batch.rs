@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Most messages per `sendmmsg`.
-pub(crate) const MMSG: usize = 32;
+pub const MMSG: usize = 32;
 /// Bytes the send queue holds before it flushes by itself.
 const QUEUE_BYTES: usize = 512 * 1024;
 /// Most datagrams the send queue holds before it flushes by itself.
@@ -39,14 +39,14 @@ const QUEUE_ITEMS: usize = 1024;
 /// Largest GSO send: an IPv4 datagram's payload limit with room for headers.
 const GSO_BYTES: usize = 65_000;
 /// Receive slot: the largest datagram, or a GRO train of them.
-pub(crate) const SLOT: usize = 65_536;
+pub const SLOT: usize = 65_536;
 
 /// A non-blocking UDP socket with its `quinn-udp` state.
 #[derive(Debug)]
-pub(crate) struct BatchSocket {
-    pub(crate) socket: std::net::UdpSocket,
-    pub(crate) state: UdpSocketState,
-    pub(crate) local: SocketAddr,
+pub struct BatchSocket {
+    pub socket: std::net::UdpSocket,
+    pub state: UdpSocketState,
+    pub local: SocketAddr,
 }
 
 impl BatchSocket {
@@ -54,7 +54,7 @@ impl BatchSocket {
     /// messages `quinn-udp` asks for, it keeps only the destination address, and only on a
     /// socket bound to a wildcard address (the one case the driver reads it): the relay does
     /// not use ECN, and each control message costs a `put_cmsg` per received datagram.
-    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let state = UdpSocketState::new((&socket).into())?;
         let local = socket.local_addr()?;
@@ -78,21 +78,12 @@ impl BatchSocket {
     }
 
     /// One `recvmmsg` (GRO trains arrive as one buffer of `stride`-sized datagrams).
-    pub(crate) fn recv(
-        &self,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> io::Result<usize> {
+    pub fn recv(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> io::Result<usize> {
         self.state.recv((&self.socket).into(), bufs, meta)
     }
 
     /// One datagram now, or dropped (returns false) if the kernel will not take it.
-    pub(crate) fn send_now(
-        &self,
-        destination: SocketAddr,
-        src_ip: Option<IpAddr>,
-        data: &[u8],
-    ) -> bool {
+    pub fn send_now(&self, destination: SocketAddr, src_ip: Option<IpAddr>, data: &[u8]) -> bool {
         if src_ip.is_none() {
             // Plain `sendto`: no control message to build and parse.
             return self.socket.send_to(data, destination).is_ok();
@@ -192,7 +183,7 @@ pub struct IoStats {
 }
 
 impl IoCounters {
-    pub(crate) fn snapshot(&self) -> IoStats {
+    pub fn snapshot(&self) -> IoStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         IoStats {
             recv_calls: get(&self.recv_calls),
@@ -206,7 +197,7 @@ impl IoCounters {
         }
     }
 
-    pub(crate) fn add(&self, c: &AtomicU64, n: usize) {
+    pub fn add(&self, c: &AtomicU64, n: usize) {
         if n > 0 {
             c.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -224,7 +215,7 @@ struct Item {
 }
 
 /// Datagrams waiting to be sent, in order; see the module doc.
-pub(crate) struct SendQueue {
+pub struct SendQueue {
     buf: Vec<u8>,
     items: Vec<Item>,
     gso: bool,
@@ -249,7 +240,7 @@ impl std::fmt::Debug for SendQueue {
 impl SendQueue {
     /// An empty queue; `gso: false` never builds GSO sends, `ring: false` sends lone
     /// datagrams with `sendto` instead of trying io_uring.
-    pub(crate) fn new(gso: bool, ring: bool, counters: Arc<IoCounters>) -> Self {
+    pub fn new(gso: bool, ring: bool, counters: Arc<IoCounters>) -> Self {
         let ring = if ring {
             match SendRing::new() {
                 Ok(r) => Some(r),
@@ -274,7 +265,7 @@ impl SendQueue {
 
     /// Queues the concatenation of `parts` for `destination` out of `via` (flushing first if
     /// the queue is full). Datagrams larger than the queue are dropped.
-    pub(crate) fn push(
+    pub fn push(
         &mut self,
         via: &Arc<BatchSocket>,
         destination: SocketAddr,
@@ -304,7 +295,7 @@ impl SendQueue {
 
     /// Sends everything queued, in order (per socket and destination; lone datagrams of
     /// different sockets leave together through the ring before the next batched send).
-    pub(crate) fn flush(&mut self) {
+    pub fn flush(&mut self) {
         let mut i = 0;
         while i < self.items.len() {
             let run = self.gso_run(i);
@@ -583,13 +574,20 @@ fn try_sendmmsg(
 }
 
 /// Receive buffers for one `recvmmsg` of up to `quinn_udp::BATCH_SIZE` datagrams.
-pub(crate) struct RecvBuffers {
+pub struct RecvBuffers {
     storage: Vec<u8>,
-    pub(crate) meta: Vec<RecvMeta>,
+    pub meta: Vec<RecvMeta>,
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RecvBuffers {
-    pub(crate) fn new() -> Self {
+    /// Buffers for one batch, each [`SLOT`] bytes (a GRO train fits).
+    pub fn new() -> Self {
         let batch = quinn_udp::BATCH_SIZE.clamp(1, 32);
         RecvBuffers {
             storage: vec![0u8; SLOT * batch],
@@ -598,7 +596,7 @@ impl RecvBuffers {
     }
 
     /// No buffers (a placeholder while the real ones are borrowed).
-    pub(crate) fn empty() -> Self {
+    pub fn empty() -> Self {
         RecvBuffers {
             storage: Vec::new(),
             meta: Vec::new(),
@@ -607,11 +605,7 @@ impl RecvBuffers {
 
     /// Receives one batch from `socket`; returns how many buffers were filled (0 when none
     /// was waiting). Counts syscalls and datagrams.
-    pub(crate) fn recv(
-        &mut self,
-        socket: &BatchSocket,
-        counters: &IoCounters,
-    ) -> io::Result<usize> {
+    pub fn recv(&mut self, socket: &BatchSocket, counters: &IoCounters) -> io::Result<usize> {
         let mut bufs: [IoSliceMut<'_>; 32] = {
             let mut chunks = self.storage.chunks_mut(SLOT);
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
@@ -635,7 +629,7 @@ impl RecvBuffers {
     }
 
     /// The bytes of buffer `i` after a receive.
-    pub(crate) fn data(&self, i: usize) -> &[u8] {
+    pub fn data(&self, i: usize) -> &[u8] {
         let len = self.meta.get(i).map_or(0, |m| m.len);
         self.storage
             .get(i * SLOT..i * SLOT + len)

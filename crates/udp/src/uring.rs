@@ -21,20 +21,20 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Submission entries per ring (completion queue: twice that, the kernel's default).
-pub(crate) const RING_ENTRIES: u32 = 256;
+pub const RING_ENTRIES: u32 = 256;
 /// `io_uring_enter` failures in a row (EINTR, EAGAIN, EBUSY) before the ring is given up.
 const MAX_STALLS: usize = 64;
 
 /// One datagram to send: `data` out of `socket` to `destination`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Op<'a> {
-    pub(crate) socket: BorrowedFd<'a>,
-    pub(crate) destination: SocketAddr,
-    pub(crate) data: &'a [u8],
+pub struct Op<'a> {
+    pub socket: BorrowedFd<'a>,
+    pub destination: SocketAddr,
+    pub data: &'a [u8],
 }
 
 /// An io_uring used only for sends; see the module doc.
-pub(crate) struct SendRing {
+pub struct SendRing {
     ring: IoUring<squeue::Entry>,
     /// Destination addresses of the entries in flight, by slot (the kernel reads them while
     /// it submits).
@@ -51,15 +51,15 @@ impl std::fmt::Debug for SendRing {
 
 /// Outcome of [`SendRing::send_all`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RingRun {
+pub struct RingRun {
     /// `io_uring_enter` calls made.
-    pub(crate) enters: usize,
+    pub enters: usize,
 }
 
 impl SendRing {
     /// A ring of [`RING_ENTRIES`], or why there is none (no io_uring, not allowed here, or no
     /// `IORING_OP_SEND`).
-    pub(crate) fn new() -> io::Result<Self> {
+    pub fn new() -> io::Result<Self> {
         let ring: IoUring<squeue::Entry> = IoUring::builder()
             // An entry the kernel rejects does not stop the ones after it.
             .setup_submit_all()
@@ -88,7 +88,7 @@ impl SendRing {
     /// means the ring itself failed: the ops not reported may or may not have left, and the
     /// caller must drop the ring (its unsubmitted entries die with it) before the borrowed
     /// buffers are reused.
-    pub(crate) fn send_all<'a>(
+    pub fn send_all<'a>(
         &mut self,
         ops: impl Iterator<Item = Op<'a>>,
         mut done: impl FnMut(usize, io::Result<usize>),
