@@ -2,13 +2,18 @@
 //! socket and thread. Publishers send Opus-sized audio and three VP8 simulcast layers (frame
 //! mode, keyframes on PLI/FIR); subscribers run in RTP mode, count decrypted packets, rebuild
 //! frames and take latency and loss from the trailers. Does no signalling (see `iris`, `janus`).
+//!
+//! Latency is taken from the publisher's write to the forwarded packet's arrival in the
+//! subscriber's socket (the kernel's `SO_TIMESTAMPNS` receive stamp), so that the time a
+//! subscriber thread of this one-core load generator waits to be scheduled is not counted as
+//! the server's; that wait is reported on its own (`socket_wait_us`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -107,6 +112,9 @@ pub struct PeerReport {
     pub sent_audio: u64,
     /// Publisher: keyframe requests received.
     pub keyframe_requests: u64,
+    /// Subscriber: how long each datagram waited in the socket before this thread read it,
+    /// microseconds (not part of the latencies above).
+    pub socket_wait_us: Vec<u32>,
 }
 
 enum Role {
@@ -130,8 +138,113 @@ pub type OfferedMid = (String, &'static str, bool);
 
 fn bind(ip: IpAddr) -> Result<(UdpSocket, SocketAddr)> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).context("bind peer socket")?;
+    stamps::enable(&socket).context("SO_TIMESTAMPNS")?;
     let addr = socket.local_addr()?;
     Ok((socket, addr))
+}
+
+/// One datagram with how long it waited in the socket (now minus the kernel's receive stamp).
+fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr, Duration)> {
+    let (n, source, stamp) = stamps::recv(socket, buf).ok()?;
+    let wait = stamp
+        .and_then(|s| SystemTime::now().duration_since(s).ok())
+        .unwrap_or_default();
+    Some((n, source, wait))
+}
+
+/// Kernel receive timestamps (`SO_TIMESTAMPNS`): neither std nor rustix reads them.
+#[allow(unsafe_code)]
+mod stamps {
+    use std::io;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, SystemTime};
+
+    pub(super) fn enable(socket: &UdpSocket) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a live socket's descriptor, an `int` option and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// One `recvmsg`: bytes, source, and the kernel's receive stamp if it sent one.
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr, Option<SystemTime>)> {
+        // SAFETY (all blocks below): plain C structs zeroed, pointers into live locals of the
+        // stated sizes, and the CMSG_* walk stays within the `msg_controllen` the kernel set.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut control = [0_u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut addr as *mut libc::sockaddr_storage).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut stamp = None;
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    stamp = Some(
+                        SystemTime::UNIX_EPOCH
+                            + Duration::new(
+                                ts.tv_sec.max(0) as u64,
+                                ts.tv_nsec.clamp(0, 999_999_999) as u32,
+                            ),
+                    );
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        let source = match i32::from(addr.ss_family) {
+            libc::AF_INET => {
+                let a: libc::sockaddr_in = unsafe {
+                    std::ptr::read_unaligned((&addr as *const libc::sockaddr_storage).cast())
+                };
+                SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                ))
+            }
+            libc::AF_INET6 => {
+                let a: libc::sockaddr_in6 = unsafe {
+                    std::ptr::read_unaligned((&addr as *const libc::sockaddr_storage).cast())
+                };
+                SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                ))
+            }
+            _ => return Err(io::Error::other("datagram without an IP source")),
+        };
+        Ok((n as usize, source, stamp))
+    }
 }
 
 fn rtc_for(addr: SocketAddr, rtp_mode: bool) -> Result<Rtc> {
@@ -370,8 +483,15 @@ fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
             .saturating_duration_since(now)
             .max(Duration::from_micros(100));
         let _ = socket.set_read_timeout(Some(wait));
-        if let Ok((n, source)) = socket.recv_from(&mut buf) {
-            let at = Instant::now();
+        if let Some((n, source, wait)) = recv_stamped(&socket, &mut buf) {
+            let now = Instant::now();
+            // When the datagram arrived, not when this thread got to read it.
+            let at = now.checked_sub(wait).unwrap_or(now);
+            if measuring && publishing.is_none() {
+                report
+                    .socket_wait_us
+                    .push(u32::try_from(wait.as_micros()).unwrap_or(u32::MAX));
+            }
             if let Ok(contents) = buf[..n].try_into() {
                 let _ = rtc.handle_input(Input::Receive(
                     at,

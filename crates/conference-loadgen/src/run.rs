@@ -79,6 +79,9 @@ pub struct Report {
     pub video_us: [u32; 3],
     /// Audio latency p50, p99, max (µs).
     pub audio_us: [u32; 3],
+    /// Time datagrams waited in subscriber sockets for their thread, p50, p99, max (µs): the
+    /// load generator's own delay, left out of the latencies.
+    pub socket_wait_us: [u32; 3],
     /// Video frames received per layer.
     pub layers: [u64; 3],
     /// Subscribers that received every publisher's audio and video before the window.
@@ -118,6 +121,7 @@ impl Report {
             "packet_loss": self.packet_loss,
             "video_latency_us": {"p50": self.video_us[0], "p99": self.video_us[1], "max": self.video_us[2]},
             "audio_latency_us": {"p50": self.audio_us[0], "p99": self.audio_us[1], "max": self.audio_us[2]},
+            "socket_wait_us": {"p50": self.socket_wait_us[0], "p99": self.socket_wait_us[1], "max": self.socket_wait_us[2]},
             "layers": self.layers,
             "complete_subscribers": self.complete_subscribers,
             "keyframe_requests": self.keyframe_requests,
@@ -139,6 +143,8 @@ impl Report {
              \x20 packets per CPU-second     {per_cpu}\n\
              \x20 video latency p50/p99/max  {v0} / {v1} / {v2} us\n\
              \x20 audio latency p50/p99/max  {a0} / {a1} / {a2} us\n\
+             \x20 (publisher write -> arrival in the subscriber's socket; subscriber threads then\n\
+             \x20 waited p50/p99/max {w0} / {w1} / {w2} us to read it)\n\
              \x20 frame loss {fl:.4} %, packet loss {pl:.4} %, damaged frames {bad}\n\
              \x20 layers received l/m/h      {l0} / {l1} / {l2}; complete subscribers {cs}/{s}; PLIs {k}\n\
              \x20 frames sent {sent}, received {frames}",
@@ -153,6 +159,9 @@ impl Report {
             a0 = self.audio_us[0],
             a1 = self.audio_us[1],
             a2 = self.audio_us[2],
+            w0 = self.socket_wait_us[0],
+            w1 = self.socket_wait_us[1],
+            w2 = self.socket_wait_us[2],
             fl = 100.0 * self.frame_loss,
             pl = 100.0 * self.packet_loss,
             bad = self.bad_frames,
@@ -414,6 +423,7 @@ pub async fn run(target: &Target, load: &Load) -> Result<Report> {
 
     let mut video = Vec::new();
     let mut audio = Vec::new();
+    let mut waits = Vec::new();
     let (mut packets, mut frames, mut bad, mut layers) = (0, 0, 0, [0_u64; 3]);
     let (mut expected_frames, mut got_frames, mut expected_packets, mut got_packets) = (0, 0, 0, 0);
     for s in subs {
@@ -433,6 +443,7 @@ pub async fn run(target: &Target, load: &Load) -> Result<Report> {
         }
         video.extend(s.video_latency_us);
         audio.extend(s.audio_latency_us);
+        waits.extend(s.socket_wait_us);
     }
     let _ = AUDIO_LAYER;
     let loss = |got: u64, expected: u64| {
@@ -456,6 +467,7 @@ pub async fn run(target: &Target, load: &Load) -> Result<Report> {
         packet_loss: loss(got_packets, expected_packets),
         video_us: percentiles(video),
         audio_us: percentiles(audio),
+        socket_wait_us: percentiles(waits),
         layers,
         complete_subscribers,
         keyframe_requests: pubs.iter().map(|p| p.keyframe_requests).sum(),
