@@ -65,6 +65,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 release="${CARGO_TARGET_DIR:-$root/target}/release"
 IRIS_BIN="${IRIS_BIN:-$release/iris}"
+IRIS_BASE_BIN="${IRIS_BASE_BIN:-}"
+# not for the servers: iris reads every IRIS_* variable as configuration
+export -n IRIS_BIN IRIS_BASE_BIN
 LOADGEN="${LOADGEN:-$release/xmpp-loadgen}"
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
