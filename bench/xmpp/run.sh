@@ -10,9 +10,11 @@
 # same xmpp-loadgen run (idle sessions → logins/s and memory per session, with SCRAM — SHA-256
 # where offered, else SHA-1 — and again with PLAIN; 1:1 chat with XEP-0198 acks, MUC fan-out),
 # and is stopped by its PID. RUNS repeats the whole round; the table shows medians.
-# Env: CLIENTS (50), MESSAGES (100), IDLE (200), MUC_SENDERS (5), MUC_MESSAGES (40), WINDOW (10),
+# Env: CLIENTS (50), MESSAGES (100), IDLE (200 sessions per batch), IDLE_BATCHES (2),
+# IDLE_RESOURCES (4 sessions per user), SETTLE (5 s before each memory reading), MUC_SENDERS (5), MUC_MESSAGES (40), WINDOW (10),
 # RUNS (1), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris prosody ejabberd"),
-# SCENARIOS ("idle,idle-plain,chat,muc"), SKIP_BUILD=1, IRIS_BIN (target/release/iris).
+# SCENARIOS ("idle,idle-plain,chat,muc"), SKIP_BUILD=1, IRIS_BIN (target/release/iris),
+# IRIS_BASE_BIN (server "irisbase": another iris binary, for before/after).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,6 +22,9 @@ root="$(cd "$here/../.." && pwd)"
 CLIENTS="${CLIENTS:-50}"
 MESSAGES="${MESSAGES:-100}"
 IDLE="${IDLE:-200}"
+IDLE_RESOURCES="${IDLE_RESOURCES:-4}"
+IDLE_BATCHES="${IDLE_BATCHES:-2}"
+SETTLE="${SETTLE:-5}"
 MUC_SENDERS="${MUC_SENDERS:-5}"
 MUC_MESSAGES="${MUC_MESSAGES:-40}"
 WINDOW="${WINDOW:-10}"
@@ -60,6 +65,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 release="${CARGO_TARGET_DIR:-$root/target}/release"
 IRIS_BIN="${IRIS_BIN:-$release/iris}"
+IRIS_BASE_BIN="${IRIS_BASE_BIN:-}"
+# not for the servers: iris reads every IRIS_* variable as configuration
+export -n IRIS_BIN IRIS_BASE_BIN
 LOADGEN="${LOADGEN:-$release/xmpp-loadgen}"
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
@@ -79,17 +87,30 @@ wait_port() {
 }
 
 start_iris() {
-    local dir="$work/iris"; mkdir -p "$dir"
+    local dir="$work/${1:-iris}"; mkdir -p "$dir"
     export IRIS_DOMAIN=localhost IRIS_HTTP__LISTEN="[\"127.0.0.1:$PORT\"]" IRIS_HTTP__PLAIN_LISTEN="[]" \
         IRIS_XMPP__C2S_LISTEN="[]" IRIS_XMPP__DIRECT_TLS_LISTEN="[]" IRIS_XMPP__MAX_SESSIONS_PER_USER=100 \
         IRIS_RELAY__UDP_LISTEN="[\"127.0.0.1:0\"]" IRIS_RELAY__TCP_LISTEN="[]" IRIS_RELAY__RELAY_IPS="[\"127.0.0.1\"]"
-    for i in $(seq 0 $((CLIENTS - 1))); do
-        echo "user$i@localhost"
-    done | xargs -I{} "$IRIS_BIN" user add {} --password "$PASSWORD" --data-dir "$dir" >/dev/null
+    # the users are created once (argon2id per user is slow) and copied into every run
+    if [ ! -d "$work/iris-users" ]; then
+        for i in $(seq 0 $((USERS - 1))); do
+            echo "user$i@localhost"
+        done | xargs -I{} "$IRIS_BIN" user add {} --password "$PASSWORD" --data-dir "$work/iris-users" >/dev/null
+    fi
+    cp -a "$work/iris-users/." "$dir/"
     taskset -c "$SERVER_CPUS" "$IRIS_BIN" serve --data-dir "$dir" > "$dir/stdout.log" 2>&1 &
     server_pid=$!
     wait_port
     url="wss://127.0.0.1:$PORT/xmpp-websocket"; register=""
+}
+
+# "irisbase": Iris again from IRIS_BASE_BIN (e.g. a build of the previous commit), for
+# before/after figures from the same invocation.
+start_irisbase() {
+    local keep="$IRIS_BIN"
+    IRIS_BIN="${IRIS_BASE_BIN:?IRIS_BASE_BIN names the other iris binary}"
+    start_iris irisbase
+    IRIS_BIN="$keep"
 }
 
 start_prosody() {
@@ -110,7 +131,9 @@ start_ejabberd() {
     chmod 755 "$work"
     chown -R ejabberd: "$dir" "$work/combined.pem"
     # foreground node as the ejabberd user; its beam.smp is the measured process
-    taskset -c "$SERVER_CPUS" runuser -u ejabberd -- env HOME="$dir" \
+    # runuser gives the ejabberd user a soft limit of 1024 open files: raise it, as for the
+    # other servers (each idle session is one socket)
+    taskset -c "$SERVER_CPUS" runuser -u ejabberd -- sh -c 'ulimit -n "$(ulimit -Hn)" && exec "$@"' sh env HOME="$dir" \
         /usr/sbin/ejabberdctl --ctl-config "$dir/ejabberdctl.cfg" --config "$dir/ejabberd.yml" --logs "$dir" --spool "$dir/spool" --node xbench@localhost foreground \
         > "$dir/stdout.log" 2>&1 &
     server_pid=$!
@@ -130,6 +153,13 @@ measured_pid() {
     echo "$p"
 }
 
+# users: CLIENTS, or the idle scenario's batches of IDLE / IDLE_RESOURCES users if more
+USERS=$CLIENTS
+case ",$SCENARIOS," in *,idle*)
+    idle_users=$((IDLE_BATCHES * ((IDLE + IDLE_RESOURCES - 1) / IDLE_RESOURCES)))
+    [ "$idle_users" -gt "$USERS" ] && USERS=$idle_users ;;
+esac
+
 results="$work/results.txt"
 : > "$results"
 for run in $(seq 1 "$RUNS"); do
@@ -141,6 +171,7 @@ for run in $(seq 1 "$RUNS"); do
     measured=$(measured_pid)
     taskset -c "$LOADGEN_CPUS" timeout 900 "$LOADGEN" --url "$url" --domain localhost \
         --password "$PASSWORD" $register --clients "$CLIENTS" --messages "$MESSAGES" --idle "$IDLE" \
+        --idle-resources "$IDLE_RESOURCES" --idle-batches "$IDLE_BATCHES" --settle-secs "$SETTLE" \
         --muc-senders "$MUC_SENDERS" --muc-messages "$MUC_MESSAGES" --window "$WINDOW" \
         --mechanism scram --scenarios "$SCENARIOS" \
         --server-pid "$measured" 2>&1 | tee "$work/$s.out" || echo "loadgen failed against $s" >&2
@@ -167,7 +198,8 @@ metrics = [("chat msg/s", "chat", "msgs_per_s"), ("chat p50 ms", "chat", "p50_ms
            ("muc deliveries/s", "muc", "deliveries_per_s"), ("muc p50 ms", "muc", "p50_ms"),
            ("muc p99 ms", "muc", "p99_ms"), ("logins/s (SCRAM)", "idle", "logins_per_s"),
            ("logins/s (PLAIN)", "idle-plain", "logins_per_s"),
-           ("KiB/idle session", "idle", "kib_per_idle_session")]
+           ("KiB/idle session", "idle", "kib_per_idle_session"),
+           ("KiB/idle session, after the 1st batch", "idle", "kib_marginal")]
 for s in servers:
     mech = {kv.get("sasl") for kv in rows[s]["idle"]}
     runs = max((len(v) for v in rows[s].values()), default=0)

@@ -34,9 +34,18 @@ struct Args {
     /// Messages each MUC sender sends.
     #[arg(long, default_value_t = 40)]
     muc_messages: usize,
-    /// Idle sessions opened for logins/s and memory per session.
+    /// Idle sessions per batch (see `idle`).
     #[arg(long, default_value_t = 200)]
     idle: usize,
+    /// Sessions per user in the idle scenario (each batch uses its own users).
+    #[arg(long, default_value_t = 4)]
+    idle_resources: usize,
+    /// Batches of `idle` sessions in the idle scenario.
+    #[arg(long, default_value_t = 2)]
+    idle_batches: usize,
+    /// Seconds to wait after each idle batch before reading the server's memory.
+    #[arg(long, default_value_t = 5)]
+    settle_secs: u64,
     /// Messages in flight per client before it waits for the server's ack.
     #[arg(long, default_value_t = 10)]
     window: usize,
@@ -116,19 +125,68 @@ async fn mechanism_name(args: &Args, sasl: Sasl) -> Result<&'static str> {
     Ok(sasl.pick(&features)?.map_or("PLAIN", |h| h.mechanism()))
 }
 
-/// Logs `n` users in (8 at a time), sends available presence, keeps the sessions open.
+/// Users the idle scenario logs in: `idle_batches` batches of `ceil(idle / idle_resources)`.
+fn idle_users(args: &Args) -> usize {
+    args.idle_batches.max(1) * args.idle.div_ceil(args.idle_resources.max(1))
+}
+
+/// Opens `n` sessions (8 logins at a time) of users `first..first + n / resources`, each
+/// sending available presence; returns them open.
+async fn open_idle(
+    args: &Args,
+    sasl: Sasl,
+    first: usize,
+    tag: &str,
+) -> Result<Vec<(Writer, Reader)>> {
+    let n = args.idle;
+    let users = n.div_ceil(args.idle_resources.max(1)).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(n.div_ceil(8).max(1)) {
+        let (chunk, args, tag) = (chunk.to_vec(), args.clone(), tag.to_owned());
+        tasks.spawn(async move {
+            let mut held = Vec::new();
+            for i in chunk {
+                let (mut w, r, _) = login_with(
+                    &target(&args),
+                    &user(first + i % users),
+                    &args.password,
+                    &format!("{tag}{i}"),
+                    true,
+                    sasl,
+                )
+                .await
+                .with_context(|| format!("login {tag}{i}"))?;
+                w.send("<presence xmlns='jabber:client'/>").await?;
+                held.push((w, r));
+            }
+            Ok::<_, anyhow::Error>(held)
+        });
+    }
+    let mut sessions = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        sessions.extend(r??);
+    }
+    Ok(sessions)
+}
+
+/// Idle sessions, measured by the server's RSS as batches are added: after a warm-up (8
+/// logins, closed), `idle_batches` batches of `idle` sessions log in one after the other (8
+/// at a time, SCRAM or PLAIN, bind, XEP-0198, presence) and stay open; each batch has its
+/// own users (`idle_resources` sessions each, so the same presence fan-out per batch), and
+/// the RSS is read `settle_secs` after each batch. Reported: the growth per session of each
+/// batch (`kib_batches`), `kib_per_idle_session` = total growth over all sessions (what an
+/// operator provisions: it includes whatever the server keeps from the login peak), and
+/// `kib_marginal` = growth per session after the first batch (without the allocator's or VM's
+/// warm-up, but also without memory the first batch freed and later batches reused).
 async fn idle(args: &Args, sasl: Sasl, name: &str) -> Result<()> {
     let mechanism = mechanism_name(args, sasl).await?;
-    // Warm-up: the first concurrent logins grow the server's heap for password hashing
-    // (argon2id in Iris) and TLS; that is not per-session memory, so measure from after it.
     let mut warm = tokio::task::JoinSet::new();
     for i in 0..args.idle.min(8) {
         let args = args.clone();
         warm.spawn(async move {
-            let u = user(i % args.clients.max(1));
             let (mut w, _, _) = login_with(
                 &target(&args),
-                &u,
+                &user(i),
                 &args.password,
                 &format!("warm{i}"),
                 true,
@@ -142,48 +200,41 @@ async fn idle(args: &Args, sasl: Sasl, name: &str) -> Result<()> {
     while let Some(r) = warm.join_next().await {
         r??;
     }
+    let settle = Duration::from_secs(args.settle_secs);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = rss_kib(args.server_pid);
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    let n = args.idle;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(n.div_ceil(8).max(1)) {
-        let (chunk, args) = (chunk.to_vec(), args.clone());
-        tasks.spawn(async move {
-            let mut held = Vec::new();
-            for i in chunk {
-                let (mut w, r, _) = login_with(
-                    &target(&args),
-                    &user(i % args.clients.max(1)),
-                    &args.password,
-                    &format!("idle{i}"),
-                    true,
-                    sasl,
-                )
-                .await
-                .with_context(|| format!("login {i}"))?;
-                w.send("<presence xmlns='jabber:client'/>").await?;
-                held.push((w, r));
-            }
-            Ok::<_, anyhow::Error>(held)
-        });
-    }
+    let n = args.idle.max(1);
+    let batches = args.idle_batches.max(1);
+    let users_per_batch = n.div_ceil(args.idle_resources.max(1));
+    let mut rss = vec![rss_kib(args.server_pid)];
     let mut sessions = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        sessions.extend(r??);
+    let mut login_time = Duration::ZERO;
+    for b in 0..batches {
+        let started = Instant::now();
+        sessions.extend(open_idle(args, sasl, b * users_per_batch, &format!("idle{b}x")).await?);
+        login_time += started.elapsed();
+        tokio::time::sleep(settle).await;
+        rss.push(rss_kib(args.server_pid));
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(args.server_pid);
-    let per = match (before, after) {
-        (Some(b), Some(a)) => format!("{:.1}", (a as f64 - b as f64) / n as f64),
+    let per = |from: usize, to: usize| match (rss[from], rss[to]) {
+        (Some(a), Some(b)) => format!("{:.1}", (b as f64 - a as f64) / ((to - from) * n) as f64),
         _ => "n/a".into(),
     };
+    let steps: Vec<String> = (0..batches).map(|b| per(b, b + 1)).collect();
+    let marginal = if batches > 1 {
+        per(1, batches)
+    } else {
+        "n/a".into()
+    };
+    let readings: Vec<String> = rss.iter().map(|r| r.unwrap_or(0).to_string()).collect();
     println!(
-        "RESULT scenario={name} sasl={mechanism} sessions={n} logins_per_s={:.1} rss_before_kib={} rss_after_kib={} kib_per_idle_session={per}",
-        n as f64 / elapsed,
-        before.unwrap_or(0),
-        after.unwrap_or(0),
+        "RESULT scenario={name} sasl={mechanism} sessions={} per_user={} settle_s={} logins_per_s={:.1} rss_kib={} kib_batches={} kib_marginal={marginal} kib_per_idle_session={}",
+        batches * n,
+        args.idle_resources,
+        args.settle_secs,
+        (batches * n) as f64 / login_time.as_secs_f64(),
+        readings.join(","),
+        steps.join(","),
+        per(0, batches),
     );
     for (mut w, _) in sessions {
         w.close().await;
@@ -415,7 +466,16 @@ async fn muc(args: &Args) -> Result<()> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     if args.register {
-        register(&args, args.clients).await.context("register")?;
+        let idle = args
+            .scenarios
+            .split(',')
+            .any(|s| s.trim().starts_with("idle"));
+        let n = if idle {
+            args.clients.max(idle_users(&args))
+        } else {
+            args.clients
+        };
+        register(&args, n).await.context("register")?;
     }
     for s in args.scenarios.split(',') {
         match s.trim() {

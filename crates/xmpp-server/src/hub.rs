@@ -178,7 +178,7 @@ impl Hub {
     /// Sends a stanza to one full JID; false when it is not bound.
     pub fn send_full(&self, full: &str, stanza: Element) -> bool {
         match self.router.resource(full) {
-            Some(r) => r.handle.send(SessionCmd::Stanza(stanza)),
+            Some(r) => r.handle.send(SessionCmd::Stanza(Box::new(stanza))),
             None => false,
         }
     }
@@ -205,12 +205,12 @@ impl Hub {
         if let Some(res) = &to.resource {
             let full = format!("{bare}/{res}");
             if let Some(r) = self.router.resource(&full) {
-                r.handle.send(SessionCmd::Stanza(msg.clone()));
+                r.handle.send(SessionCmd::Stanza(Box::new(msg.clone())));
                 if carbon_eligible(msg) {
                     for other in self.router.resources(&bare) {
                         if other.full != full && other.carbons {
                             let copy = carbon(&bare, &other.full, "received", msg);
-                            other.handle.send(SessionCmd::Stanza(copy));
+                            other.handle.send(SessionCmd::Stanza(Box::new(copy)));
                         }
                     }
                 }
@@ -222,7 +222,7 @@ impl Hub {
         }
         let targets = self.available(&bare);
         for r in &targets {
-            r.handle.send(SessionCmd::Stanza(msg.clone()));
+            r.handle.send(SessionCmd::Stanza(Box::new(msg.clone())));
         }
         targets.len()
     }
@@ -235,8 +235,9 @@ impl Hub {
         let bare = bare_of(sender_full);
         for r in self.router.resources(bare) {
             if r.full != sender_full && r.carbons {
-                r.handle
-                    .send(SessionCmd::Stanza(carbon(bare, &r.full, "sent", msg)));
+                r.handle.send(SessionCmd::Stanza(Box::new(carbon(
+                    bare, &r.full, "sent", msg,
+                ))));
             }
         }
     }
@@ -247,7 +248,7 @@ impl Hub {
             for r in self.router.resources(bare) {
                 if r.presence.is_some() {
                     r.handle
-                        .send(SessionCmd::Stanza(with_to(presence, &r.full)));
+                        .send(SessionCmd::Stanza(Box::new(with_to(presence, &r.full))));
                 }
             }
         }
@@ -318,7 +319,7 @@ impl Hub {
                 ],
             );
             iq.append_child(query);
-            r.handle.send(SessionCmd::Stanza(iq));
+            r.handle.send(SessionCmd::Stanza(Box::new(iq)));
         }
         if !presence {
             return Ok(());

@@ -9,8 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 /// What a session is told to do.
 #[derive(Debug)]
 pub enum SessionCmd {
-    /// Send this stanza to the client.
-    Stanza(Element),
+    /// Send this stanza to the client (boxed: every session's queue is sized by this enum).
+    Stanza(Box<Element>),
     /// Close the stream with this stream error.
     Close(StreamErrorCondition),
     /// Another connection resumes this session (XEP-0198): hand over the state and stop.
@@ -219,6 +219,19 @@ impl Router for LocalRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_queue_entries_stay_small() {
+        // tokio's mpsc allocates its slots 32 at a time, the first block when the channel is
+        // made: with the stanza inline (a minidom Element) every idle session paid for 32
+        // elements up front; boxed, a block is a few hundred bytes (bench/xmpp, idle memory)
+        assert!(std::mem::size_of::<Element>() > 64);
+        assert!(
+            std::mem::size_of::<SessionCmd>() <= 32,
+            "SessionCmd is {} bytes",
+            std::mem::size_of::<SessionCmd>()
+        );
+    }
 
     #[test]
     fn rfc6120_7_7_bind_limits_and_stale_unbind() {

@@ -29,6 +29,9 @@ pub(crate) enum Conn {
     Gone,
 }
 
+/// Bytes read at once from a TCP or TLS connection (the parser takes 4 KiB at a time too).
+const READ_BUF: usize = 4 * 1024;
+
 enum Input {
     Data(usize),
     Text(String),
@@ -238,7 +241,8 @@ pub(crate) async fn run(hub: Arc<Hub>, conn: Conn, transport: Transport, cb: Cha
         scram_login: None,
     };
     let ended = s.drive().await;
-    s.finish(ended).await;
+    // boxed: the task's future is as large as its largest await, and this one runs once
+    Box::pin(s.finish(ended)).await;
 }
 
 enum Wake {
@@ -251,18 +255,25 @@ enum Wake {
 
 impl Session {
     async fn drive(&mut self) -> Ended {
-        let mut buf = vec![0u8; 16 * 1024];
+        // Byte transports read into this buffer; a WebSocket hands over whole messages and
+        // never uses it, so it stays empty there (an idle session's memory: bench/xmpp).
+        let mut buf = Vec::new();
         let mut stop = self.hub.shutdown.clone();
         loop {
             if let Some(ended) = self.pump().await {
                 return ended;
             }
-            self.offline_delivered().await;
+            if let Some(upto) = self.offline_covered() {
+                Box::pin(self.delete_offline(upto)).await;
+            }
             let deadline = self
                 .stream
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            if buf.is_empty() && matches!(self.conn, Conn::Tcp(_) | Conn::Tls(_)) {
+                buf = vec![0u8; READ_BUF];
+            }
             let wake = tokio::select! {
                 input = self.conn.read(&mut buf) => Wake::Input(input),
                 cmd = self.rx.recv() => Wake::Cmd(cmd),
@@ -277,7 +288,7 @@ impl Session {
                     .handle_input(now, buf.get(..n).unwrap_or_default()),
                 Wake::Input(Input::Text(t)) => self.stream.handle_ws_message(now, &t),
                 Wake::Input(Input::Eof) => return Ended::Lost,
-                Wake::Cmd(Some(SessionCmd::Stanza(el))) => self.deliver(el),
+                Wake::Cmd(Some(SessionCmd::Stanza(el))) => self.deliver(*el),
                 Wake::Cmd(Some(SessionCmd::Close(StreamErrorCondition::SystemShutdown))) => {
                     self.shut_down()
                 }
@@ -286,7 +297,7 @@ impl Session {
                 }
                 Wake::Cmd(Some(SessionCmd::Takeover(tx))) => {
                     let held = self.csi.take();
-                    self.hand_over(tx, held).await;
+                    Box::pin(self.hand_over(tx, held)).await;
                     self.conn.close().await;
                     return Ended::HandedOver;
                 }
@@ -331,7 +342,9 @@ impl Session {
                         return Some(Ended::Lost);
                     }
                 }
-                Output::Event(ev) => self.on_event(ev).await,
+                // boxed: stanza handling is the largest future by far, and an idle session
+                // (waiting in `drive`) should not carry its space (bench/xmpp, idle memory)
+                Output::Event(ev) => Box::pin(self.on_event(ev)).await,
                 Output::Close(reason) => {
                     tracing::debug!(?reason, "stream closed");
                     self.conn.close().await;
@@ -601,7 +614,7 @@ impl Session {
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(SessionCmd::Stanza(el)) => {
-                        pending.push(el);
+                        pending.push(*el);
                         // bounded like the XEP-0198 queue: past it, the session is not kept
                         if pending.len() >= self.hub.core.limits.max_unacked_stanzas {
                             return Some(pending);
@@ -705,9 +718,10 @@ impl Session {
 }
 
 impl Session {
-    /// Deletes offline rows the client has received: without XEP-0198 once the write
-    /// succeeded (the caller just drained the output), with it once `h` covers them.
-    async fn offline_delivered(&mut self) {
+    /// Offline rows the client has received, to delete up to this id: without XEP-0198
+    /// once the write succeeded (the caller just drained the output), with it once `h`
+    /// covers them.
+    fn offline_covered(&mut self) -> Option<i64> {
         let mut upto = self.offline_unflushed.take();
         if let Some((acked, _)) = self.stream.outbound_counters() {
             // n is covered when acked - n, as a signed distance, is not negative
@@ -720,10 +734,12 @@ impl Session {
                 upto = upto.max(Some(id));
             }
         }
-        if let Some(id) = upto {
-            if let Err(e) = self.hub.store.delete_offline(&self.bare, id).await {
-                tracing::warn!(error = %e, "offline messages not deleted; they will come again");
-            }
+        upto
+    }
+
+    async fn delete_offline(&mut self, upto: i64) {
+        if let Err(e) = self.hub.store.delete_offline(&self.bare, upto).await {
+            tracing::warn!(error = %e, "offline messages not deleted; they will come again");
         }
     }
 }
