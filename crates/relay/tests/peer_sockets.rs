@@ -220,3 +220,79 @@ async fn relay_port_closes_when_allocation_ends_without_ring() {
     .await
     .unwrap();
 }
+
+/// A relay socket reserved by one client (EVEN-PORT with the R bit) and taken by another
+/// (RESERVATION-TOKEN) joins the worker (epoll set and ring file table) that received the
+/// first Allocate, while the second client's datagrams may arrive at the other worker's
+/// listener socket, whose queue then sends from it: a ring slot means nothing in another
+/// ring, so every datagram must still leave, from the second client's relayed address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_relay_socket_sends_from_its_address_whichever_worker_relays() {
+    let run = async {
+        let mut cfg = relay_config(false);
+        cfg.udp_workers = 2;
+        cfg.max_allocations_per_user = 100;
+        let handle = start(cfg).await;
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let peer_addr = peer.local_addr().unwrap();
+        // Eight pairs: the second client of at least one lands on the other worker
+        // (each client flow is hashed to one of the two listener sockets).
+        let mut clients = Vec::new();
+        for pair in 0..8u8 {
+            let mut first = TurnClient::new(
+                Conn::udp(handle.udp_addrs()[0]).await,
+                "alice",
+                "alice-pass",
+            );
+            let resp = first
+                .transact(
+                    Method::ALLOCATE,
+                    &[Attribute::RequestedTransport(17), Attribute::EvenPort(true)],
+                )
+                .await;
+            let m = Message::parse(&resp).unwrap();
+            assert_eq!(m.class(), Class::Success, "{:?}", m.error_code());
+            let token = m.reservation_token().unwrap().unwrap();
+            let even = m.xor_relayed_address().unwrap().unwrap();
+            let mut second = TurnClient::new(
+                Conn::udp(handle.udp_addrs()[0]).await,
+                "alice",
+                "alice-pass",
+            );
+            let resp = second
+                .transact(
+                    Method::ALLOCATE,
+                    &[
+                        Attribute::RequestedTransport(17),
+                        Attribute::ReservationToken(token),
+                    ],
+                )
+                .await;
+            let m = Message::parse(&resp).unwrap();
+            assert_eq!(m.class(), Class::Success, "{:?}", m.error_code());
+            let odd = m.xor_relayed_address().unwrap().unwrap();
+            assert_eq!(odd.port(), even.port() + 1);
+            second
+                .expect_success(
+                    Method::CHANNEL_BIND,
+                    &[
+                        Attribute::ChannelNumber(0x4000),
+                        Attribute::XorPeerAddress(peer_addr),
+                    ],
+                )
+                .await;
+            for i in 0..5u8 {
+                second.conn.send(&frame(0x4000, &[pair, i])).await;
+                let (got, from) = peer_recv(&peer).await;
+                assert_eq!((got, from), (vec![pair, i], odd), "pair {pair}");
+            }
+            clients.push((first, second));
+        }
+        let stats = handle.io_stats();
+        assert_eq!(stats.send_dropped, 0, "{stats:?}");
+        handle.shutdown().await;
+    };
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap();
+}
