@@ -77,7 +77,7 @@ pub struct RelayConfig {
     /// the kernel or a sandbox refuses io_uring, `sendto` is used by itself; false forces it.
     pub udp_io_uring: bool,
     /// A connected send socket per UDP allocation and channel peer (default true, at most 4
-    /// per allocation): bound next to the relay socket on its port (SO_REUSEPORT) and
+    /// per allocation and a quarter of `RLIMIT_NOFILE` in all): bound next to the relay socket on its port (SO_REUSEPORT) and
     /// `connect()`ed to the peer, so that relaying to it skips the kernel's route lookup per
     /// datagram. Datagrams from that peer arrive on it, from the peer's other ports still on
     /// the relay socket. Costs a descriptor each; false sends everything from the relay socket.

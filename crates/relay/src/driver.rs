@@ -315,6 +315,10 @@ struct Shared {
     gso: bool,
     /// Connected send sockets for channel peers (config `udp_connect_peers`).
     connect_peers: bool,
+    /// Connected send sockets open now, and how many may be: a quarter of the descriptor
+    /// limit, so that they never starve relay sockets of descriptors.
+    peer_sockets_open: AtomicUsize,
+    peer_sockets_max: usize,
     io: Arc<IoCounters>,
     streams: Mutex<HashMap<(SocketAddr, SocketAddr), Writer>>,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -573,6 +577,10 @@ impl Relay {
             next_worker: AtomicUsize::new(0),
             gso: config.udp_gso,
             connect_peers: config.udp_connect_peers,
+            peer_sockets_open: AtomicUsize::new(0),
+            peer_sockets_max: rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .map_or(usize::MAX, |n| usize::try_from(n / 4).unwrap_or(usize::MAX)),
             io: Arc::new(IoCounters::default()),
             streams: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -816,9 +824,12 @@ fn sync_relays(shared: &Arc<Shared>, _core: &mut Core, worker: Option<usize>) {
                 }
                 for p in &entry.peers {
                     relays.by_token.remove(&p.token);
-                    if let (Some(w), Some(socket)) = (worker, &p.socket) {
-                        let _ = epoll::delete(w.epoll.get_ref(), &socket.socket);
-                        w.ring.unregister(socket);
+                    if let Some(socket) = &p.socket {
+                        shared.peer_sockets_open.fetch_sub(1, Ordering::Relaxed);
+                        if let Some(w) = worker {
+                            let _ = epoll::delete(w.epoll.get_ref(), &socket.socket);
+                            w.ring.unregister(socket);
+                        }
                     }
                 }
             }
@@ -844,6 +855,10 @@ fn connect_peers(shared: &Shared, index: usize, wanted: &mut Vec<(SocketAddr, So
         if entry.peers.len() >= MAX_PEER_SOCKETS || entry.peers.iter().any(|p| p.peer == peer) {
             continue;
         }
+        if shared.peer_sockets_open.load(Ordering::Relaxed) >= shared.peer_sockets_max {
+            // Not remembered as failed: tried again once others have closed.
+            continue;
+        }
         let token = shared.next_token.fetch_add(1, Ordering::Relaxed);
         let socket = connect_peer(&entry.socket, peer)
             .map(Arc::new)
@@ -861,6 +876,7 @@ fn connect_peers(shared: &Shared, index: usize, wanted: &mut Vec<(SocketAddr, So
                 w.ring.register(&socket);
                 relays.by_token.insert(token, socket.clone());
                 shared.io.add(&shared.io.peer_sockets, 1);
+                shared.peer_sockets_open.fetch_add(1, Ordering::Relaxed);
                 Some(socket)
             }
             Err(e) => {
@@ -1193,6 +1209,8 @@ impl WorkerLoop {
                         && known.is_none()
                         && self.shared.connect_peers
                         && entry.peers.len() < MAX_PEER_SOCKETS
+                        && self.shared.peer_sockets_open.load(Ordering::Relaxed)
+                            < self.shared.peer_sockets_max
                         && matches!(entry.reader, Reader::Worker(i) if i == self.index)
                         && !self.connect.contains(&(relayed, peer))
                     {
