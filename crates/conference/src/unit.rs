@@ -2,6 +2,12 @@
 //! range), one str0m `Rtc` per participant, demultiplexing by STUN ufrag then remote address,
 //! RTP packets forwarded as routed by the sans-IO [`Room`]. Does not do signalling: callers hand it SDP offers
 //! through [`ConferenceHandle`] and relay its [`Notice`]s to participants.
+//!
+//! I/O is batched ([`iris_udp`]): the unit task waits on one epoll set holding every media
+//! socket, reads each ready socket with `recvmmsg` straight into reused buffers (no task,
+//! channel or allocation per datagram), feeds the whole batch to the sessions, then polls each
+//! receiver that got media once and sends everything it queued with `sendmmsg` (UDP GSO for
+//! equal-size runs to one receiver; io_uring for lone datagrams of per-participant sockets).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,7 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use iris_udp::{BatchSocket, IoCounters, RecvBuffers, RingHandle, SendQueue};
+use rustix::event::epoll;
 use serde::{Deserialize, Serialize};
+use std::os::fd::OwnedFd;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::format::{Codec, PayloadParams};
@@ -18,7 +27,8 @@ use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ConferenceConfig;
@@ -27,10 +37,15 @@ use crate::room::{
 };
 use crate::ConferenceError;
 
-/// Largest datagram read.
-const MAX_DATAGRAM: usize = 2000;
-/// Queue depth between socket readers and the unit loop.
-const PACKET_QUEUE: usize = 4096;
+/// Receive and send buffer asked for each media socket: a keyframe burst from every publisher
+/// at once must fit (the kernel caps it at `net.core.rmem_max` / `wmem_max`).
+const SOCKET_BUFFER: usize = 4 << 20;
+/// Most `recvmmsg` batches read from one ready socket before the others get their turn.
+const BATCHES_PER_SOCKET: usize = 4;
+/// Rounds of socket readiness handled per wake-up before timers and commands get their turn.
+const READY_ROUNDS: usize = 8;
+/// Most ready sockets taken from the epoll set per round.
+const EPOLL_EVENTS: usize = 128;
 /// Queue depth of notices to the signalling layer.
 const NOTICE_QUEUE: usize = 4096;
 /// Most tracks a participant may publish and most slots it may offer.
@@ -253,15 +268,9 @@ pub async fn start(
     config: ConferenceConfig,
 ) -> std::io::Result<(ConferenceHandle, mpsc::Receiver<Notice>)> {
     install_crypto();
-    let (packets_tx, packets) = mpsc::channel(PACKET_QUEUE);
-    let mut sockets = Sockets {
-        all: Vec::new(),
-        config: config.clone(),
-        packets: packets_tx,
-        next_port: config.port_min,
-    };
+    let mut sockets = Sockets::new(config.clone())?;
     let addr = match config.single_port {
-        Some(port) => sockets.bind(port).await?.1,
+        Some(port) => sockets.bind(port)?.1,
         None => SocketAddr::new(config.announced_ip(), config.port_min),
     };
     let (commands_tx, commands) = mpsc::channel(256);
@@ -275,8 +284,9 @@ pub async fn start(
         notices: notices_tx,
         next_id: 1,
         routes: Vec::new(),
+        touched: Vec::new(),
     };
-    tokio::spawn(unit.run(commands, packets));
+    tokio::spawn(unit.run(commands));
     let handle = ConferenceHandle {
         commands: commands_tx,
         draining: Arc::new(AtomicBool::new(false)),
@@ -285,24 +295,50 @@ pub async fn start(
     Ok((handle, notices))
 }
 
-struct Datagram {
-    socket: usize,
-    source: SocketAddr,
-    data: Vec<u8>,
-}
-
 struct Sockets {
-    all: Vec<Option<(Arc<UdpSocket>, SocketAddr, tokio::task::AbortHandle)>>,
+    all: Vec<Option<Arc<BatchSocket>>>,
+    /// Every media socket, keyed by its index in `all`.
+    epoll: Arc<AsyncFd<OwnedFd>>,
+    rx: RecvBuffers,
+    tx: SendQueue,
+    io: Arc<IoCounters>,
+    /// `io.send_dropped` already reported as a metric.
+    dropped_reported: u64,
     config: ConferenceConfig,
-    packets: mpsc::Sender<Datagram>,
     next_port: u16,
 }
 
 impl Sockets {
-    /// Binds `port` (0: any) and starts its reader; returns its index and announced address.
-    async fn bind(&mut self, port: u16) -> std::io::Result<(usize, SocketAddr)> {
-        let socket = Arc::new(UdpSocket::bind(SocketAddr::new(self.config.bind, port)).await?);
-        let local = socket.local_addr()?;
+    fn new(config: ConferenceConfig) -> std::io::Result<Self> {
+        let fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(std::io::Error::from)?;
+        #[allow(deprecated)] // the epoll descriptor never changes
+        let epoll = Arc::new(AsyncFd::with_interest(fd, Interest::READABLE)?);
+        let io = Arc::new(IoCounters::default());
+        Ok(Sockets {
+            all: Vec::new(),
+            epoll,
+            rx: RecvBuffers::new(),
+            tx: SendQueue::new(true, RingHandle::new(true), io.clone()),
+            io,
+            dropped_reported: 0,
+            next_port: config.port_min,
+            config,
+        })
+    }
+
+    /// Binds `port` (0: any) and adds it to the epoll set; returns its index and announced
+    /// address.
+    fn bind(&mut self, port: u16) -> std::io::Result<(usize, SocketAddr)> {
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(self.config.bind, port))?;
+        let sized = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, SOCKET_BUFFER)
+            .and_then(|()| {
+                rustix::net::sockopt::set_socket_send_buffer_size(&socket, SOCKET_BUFFER)
+            });
+        if let Err(e) = sized {
+            tracing::debug!(error = %e, "conference socket buffers not resized");
+        }
+        let socket = Arc::new(BatchSocket::new(socket)?);
+        let local = socket.local;
         let announced = SocketAddr::new(self.config.announced_ip(), local.port());
         let index = match self.all.iter().position(Option::is_none) {
             Some(i) => i,
@@ -311,15 +347,21 @@ impl Sockets {
                 self.all.len() - 1
             }
         };
-        let reader = tokio::spawn(read_loop(socket.clone(), index, self.packets.clone()));
+        epoll::add(
+            self.epoll.get_ref(),
+            &socket.socket,
+            epoll::EventData::new_u64(index as u64),
+            epoll::EventFlags::IN,
+        )
+        .map_err(std::io::Error::from)?;
         if let Some(slot) = self.all.get_mut(index) {
-            *slot = Some((socket, local, reader.abort_handle()));
+            *slot = Some(socket);
         }
         Ok((index, announced))
     }
 
     /// Binds the next free port of the range.
-    async fn bind_from_range(&mut self) -> std::io::Result<(usize, SocketAddr)> {
+    fn bind_from_range(&mut self) -> std::io::Result<(usize, SocketAddr)> {
         let span = u32::from(self.config.port_max.saturating_sub(self.config.port_min)) + 1;
         for _ in 0..span.min(1024) {
             let port = self.next_port;
@@ -328,7 +370,7 @@ impl Sockets {
             } else {
                 port + 1
             };
-            if let Ok(bound) = self.bind(port).await {
+            if let Ok(bound) = self.bind(port) {
                 return Ok(bound);
             }
         }
@@ -338,20 +380,32 @@ impl Sockets {
         ))
     }
 
+    /// Closes a participant's own socket (after sending what it queued).
     fn release(&mut self, index: usize) {
-        if let Some(slot) = self.all.get_mut(index) {
-            if let Some((_, _, reader)) = slot.take() {
-                reader.abort();
-            }
+        self.flush();
+        if let Some(socket) = self.all.get_mut(index).and_then(Option::take) {
+            let _ = epoll::delete(self.epoll.get_ref(), &socket.socket);
         }
     }
 
-    fn send(&self, index: usize, to: SocketAddr, data: &[u8]) {
-        if let Some(Some((socket, _, _))) = self.all.get(index) {
-            if let Err(e) = socket.try_send_to(data, to) {
-                metrics::counter!("iris_conference_send_errors_total").increment(1);
-                tracing::trace!(error = %e, "conference send failed");
-            }
+    /// Queues one datagram; it leaves at the next [`Sockets::flush`].
+    fn send(&mut self, index: usize, to: SocketAddr, data: &[u8]) {
+        if let Some(Some(socket)) = self.all.get(index) {
+            self.tx.push(socket, to, None, &[data]);
+        }
+    }
+
+    /// Sends everything queued.
+    fn flush(&mut self) {
+        self.tx.flush();
+        let dropped = self
+            .io
+            .send_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > self.dropped_reported {
+            metrics::counter!("iris_conference_send_errors_total")
+                .increment(dropped - self.dropped_reported);
+            self.dropped_reported = dropped;
         }
     }
 
@@ -359,31 +413,25 @@ impl Sockets {
         self.all
             .get(index)
             .and_then(|s| s.as_ref())
-            .map(|(_, local, _)| *local)
+            .map(|s| s.local)
+    }
+
+    fn get(&self, index: usize) -> Option<Arc<BatchSocket>> {
+        self.all.get(index).and_then(Clone::clone)
     }
 }
 
-async fn read_loop(socket: Arc<UdpSocket>, index: usize, packets: mpsc::Sender<Datagram>) {
-    let mut buf = vec![0_u8; MAX_DATAGRAM];
-    loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((n, source)) => {
-                let data = buf.get(..n).unwrap_or_default().to_vec();
-                let d = Datagram {
-                    socket: index,
-                    source,
-                    data,
-                };
-                if packets.send(d).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "conference socket read");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
+/// The indices of the ready sockets in `epoll`, without waiting.
+fn ready_sockets(epoll: &AsyncFd<OwnedFd>, ready: &mut Vec<usize>) -> rustix::io::Result<()> {
+    let mut events = [const { std::mem::MaybeUninit::<epoll::Event>::uninit() }; EPOLL_EVENTS];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let (found, _) = epoll::wait(epoll.get_ref(), &mut events, Some(&zero))?;
+    ready.clear();
+    ready.extend(found.iter().map(|e| e.data.u64() as usize));
+    Ok(())
 }
 
 /// One participant's WebRTC session.
@@ -417,14 +465,14 @@ struct Unit {
     notices: mpsc::Sender<Notice>,
     next_id: ParticipantId,
     routes: Vec<Route>,
+    /// Receivers that got media since they were last polled.
+    touched: Vec<ParticipantId>,
 }
 
 impl Unit {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut packets: mpsc::Receiver<Datagram>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let epoll = self.sockets.epoll.clone();
+        let mut ready = Vec::with_capacity(EPOLL_EVENTS);
         let mut next_tick = Instant::now() + room::TICK;
         loop {
             let deadline = self
@@ -436,21 +484,30 @@ impl Unit {
                 .min(next_tick);
             tokio::select! {
                 c = commands.recv() => match c {
-                    Some(c) => self.command(c).await,
+                    Some(c) => self.command(c),
                     None => return,
                 },
-                d = packets.recv() => match d {
-                    Some(d) => {
-                        self.datagram(d);
-                        // Drain what else is queued before timers.
-                        for _ in 0..64 {
-                            match packets.try_recv() {
-                                Ok(d) => self.datagram(d),
-                                Err(_) => break,
+                guard = epoll.readable() => {
+                    let Ok(mut guard) = guard else {
+                        return;
+                    };
+                    for _ in 0..READY_ROUNDS {
+                        match ready_sockets(&epoll, &mut ready) {
+                            Ok(()) => {}
+                            Err(rustix::io::Errno::INTR) => continue,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "conference epoll_wait");
+                                break;
                             }
                         }
+                        if ready.is_empty() {
+                            guard.clear_ready();
+                            break;
+                        }
+                        for &index in &ready {
+                            self.socket_ready(index);
+                        }
                     }
-                    None => return,
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -468,10 +525,48 @@ impl Unit {
                 next_tick = now + room::TICK;
                 self.tick(now);
             }
+            self.poll_touched();
+            self.sockets.flush();
         }
     }
 
-    async fn command(&mut self, c: Command) {
+    /// Reads what waits on socket `index` (a few batches) and hands it to the sessions; the
+    /// receivers it reached are polled once at the end.
+    fn socket_ready(&mut self, index: usize) {
+        let Some(socket) = self.sockets.get(index) else {
+            return;
+        };
+        let mut rx = std::mem::replace(&mut self.sockets.rx, RecvBuffers::empty());
+        for _ in 0..BATCHES_PER_SOCKET {
+            let n = match rx.recv(&socket, &self.sockets.io) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(error = %e, "conference socket read");
+                    break;
+                }
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                let Some(meta) = rx.meta.get(i) else {
+                    break;
+                };
+                let (source, stride) = (meta.addr, meta.stride.max(1));
+                // A GRO train holds several datagrams of `stride` bytes.
+                for datagram in rx.data(i).chunks(stride) {
+                    self.datagram(index, socket.local, source, datagram, now);
+                }
+            }
+            self.poll_touched();
+            if n < rx.meta.len() {
+                break;
+            }
+        }
+        self.sockets.rx = rx;
+        self.sockets.flush();
+    }
+
+    fn command(&mut self, c: Command) {
         match c {
             Command::Join {
                 room,
@@ -479,7 +574,7 @@ impl Unit {
                 offer,
                 reply,
             } => {
-                let r = self.join(room, nick, offer).await;
+                let r = self.join(room, nick, offer);
                 let _ = reply.send(r);
             }
             Command::Update { id, offer, reply } => {
@@ -501,7 +596,7 @@ impl Unit {
         }
     }
 
-    async fn join(
+    fn join(
         &mut self,
         room: String,
         nick: String,
@@ -524,7 +619,6 @@ impl Unit {
                 let (i, a) = self
                     .sockets
                     .bind_from_range()
-                    .await
                     .map_err(|_| ConferenceError::Full)?;
                 (i, true, a)
             }
@@ -807,35 +901,39 @@ impl Unit {
         }
     }
 
-    fn datagram(&mut self, d: Datagram) {
-        let Some(local) = self.sockets.local(d.socket) else {
-            return;
-        };
-        let Ok(contents) = d.data.as_slice().try_into() else {
+    fn datagram(
+        &mut self,
+        socket: usize,
+        local: SocketAddr,
+        source: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let Ok(contents) = data.try_into() else {
             metrics::counter!("iris_conference_malformed_total").increment(1);
             return;
         };
         let input = Input::Receive(
-            Instant::now(),
+            now,
             Receive {
                 proto: Protocol::Udp,
-                source: d.source,
+                source,
                 destination: local,
                 contents,
             },
         );
-        let known = self.by_addr.get(&(d.socket, d.source)).copied();
+        let known = self.by_addr.get(&(socket, source)).copied();
         let id = match known {
             Some(id) if self.accepts(id, &input) => Some(id),
             _ => {
                 let found = self
                     .sessions
                     .iter()
-                    .filter(|(_, s)| s.socket == d.socket)
+                    .filter(|(_, s)| s.socket == socket)
                     .find(|(_, s)| s.rtc.accepts(&input))
                     .map(|(id, _)| *id);
                 if let Some(id) = found {
-                    self.by_addr.insert((d.socket, d.source), id);
+                    self.by_addr.insert((socket, source), id);
                 }
                 found
             }
@@ -845,7 +943,7 @@ impl Unit {
             return;
         };
         if let Some(s) = self.sessions.get_mut(&id) {
-            s.last_seen = Instant::now();
+            s.last_seen = now;
         }
         self.input(id, input);
     }
@@ -922,7 +1020,7 @@ impl Unit {
             }
         }
         let room = s.room.clone();
-        let mut touched = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
         for p in produced {
             match p {
                 Produced::Rtp(p) => self.forward(id, &room, &p, &mut touched),
@@ -935,11 +1033,26 @@ impl Unit {
                 }
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for t in touched {
-            if t != id {
+        self.touched = touched;
+    }
+
+    /// Polls every receiver that got media since its last poll, so that what was written to
+    /// it for a whole batch of input leaves together.
+    fn poll_touched(&mut self) {
+        // Polling may ask publishers for keyframes, whose polls may touch receivers again.
+        for _ in 0..4 {
+            if self.touched.is_empty() {
+                return;
+            }
+            let mut touched = std::mem::take(&mut self.touched);
+            touched.sort_unstable();
+            touched.dedup();
+            for &t in &touched {
                 self.poll_transmits(t);
+            }
+            touched.clear();
+            if self.touched.is_empty() {
+                self.touched = touched;
             }
         }
     }

@@ -1,7 +1,6 @@
 //! The event loops: listeners, relay sockets and streams feeding one `iris_turn::Server`; no protocol logic.
 
 use crate::config::RelayConfig;
-use crate::udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, RingHandle, SendQueue};
 use iris_stun::framing;
 use iris_stun::{long_term_key, password, AddressFamily, PacketKind, PasswordAlgorithm};
 use iris_turn::{
@@ -9,6 +8,7 @@ use iris_turn::{
     FiveTuple, Forward, PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant,
     RelayRequest, RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
+use iris_udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, RingHandle, SendQueue};
 use rustc_hash::FxHashMap;
 use rustix::event::epoll;
 use std::collections::HashMap;

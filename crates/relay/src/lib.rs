@@ -6,9 +6,9 @@
 //! UDP runs on workers (one per core and listener, each with its own SO_REUSEPORT socket and
 //! an epoll set of that socket and the relay sockets of its UDP allocations): per wake-up a
 //! worker receives a `recvmmsg` batch from every ready socket and flushes what it relays
-//! once, with `sendmmsg` per socket and UDP GSO for runs to one destination (module `udp`),
-//! and lone datagrams of many relay sockets in one io_uring submission (module `uring`; the
-//! worker's relay sockets are registered in its ring's file table). Datagrams to a channel
+//! once, with `sendmmsg` per socket and UDP GSO for runs to one destination, and lone
+//! datagrams of many relay sockets in one io_uring submission (crate `iris-udp`; the worker's
+//! relay sockets are registered in its ring's file table). Datagrams to a channel
 //! peer leave through a send socket connected to it on the relay socket's port
 //! (`udp_connect_peers`), which spares the kernel a route lookup per datagram.
 //! Streams and the relay sockets of stream clients have a task each.
@@ -16,18 +16,14 @@
 //! Relay sockets are opened synchronously by the core through [`iris_turn::RelayAllocator`]
 //! (a plain `std::net::UdpSocket::bind`); the driver then hands each to its reader.
 
-// Unsafe code only where a crate has no safe call for it: `uring` (io_uring entries point at
-// buffers the kernel reads) and one `setsockopt` in `udp`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod config;
 mod driver;
 pub mod ice_servers;
-mod udp;
-mod uring;
 
 pub use config::{RelayConfig, RelayServer, Secret};
 pub use driver::{Relay, RelayError, RelayHandle};
 pub use ice_servers::{IceServer, IceServers, IceServersError};
 pub use iris_turn::{Counters, Transport};
-pub use udp::IoStats;
+pub use iris_udp::IoStats;

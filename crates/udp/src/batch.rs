@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 /// Most messages per `sendmmsg`.
-pub(crate) const MMSG: usize = 32;
+pub const MMSG: usize = 32;
 /// Bytes the send queue holds before it flushes by itself.
 const QUEUE_BYTES: usize = 512 * 1024;
 /// Most datagrams the send queue holds before it flushes by itself.
@@ -40,27 +40,27 @@ const QUEUE_ITEMS: usize = 1024;
 /// Largest GSO send: an IPv4 datagram's payload limit with room for headers.
 const GSO_BYTES: usize = 65_000;
 /// Receive slot: the largest datagram, or a GRO train of them.
-pub(crate) const SLOT: usize = 65_536;
+pub const SLOT: usize = 65_536;
 
 /// A non-blocking UDP socket with its `quinn-udp` state.
 #[derive(Debug)]
-pub(crate) struct BatchSocket {
-    pub(crate) socket: std::net::UdpSocket,
-    pub(crate) state: UdpSocketState,
-    pub(crate) local: SocketAddr,
+pub struct BatchSocket {
+    pub socket: std::net::UdpSocket,
+    pub state: UdpSocketState,
+    pub local: SocketAddr,
     /// The peer this socket is `connect()`ed to (a relay's send socket for one peer address,
     /// see `driver::connect_peer`): datagrams to it go without an address (no route lookup
     /// per send).
-    pub(crate) peer: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
     /// The io_uring file table this socket is registered in: ring id (high 32 bits) and slot
     /// ([`NO_SLOT`]: none). Written and read only under that ring's lock. Another worker's
     /// queue may send from the socket too (it relays for the clients its listener socket
     /// receives from), and then names the descriptor: a slot means nothing in another ring.
-    pub(crate) slot: AtomicU64,
+    pub slot: AtomicU64,
 }
 
 /// [`BatchSocket::slot`] of a socket not registered with a ring.
-pub(crate) const NO_SLOT: u64 = u64::MAX;
+pub const NO_SLOT: u64 = u64::MAX;
 
 /// Ids of [`RingHandle`]s (one per worker).
 static RING_IDS: AtomicU32 = AtomicU32::new(0);
@@ -70,7 +70,7 @@ impl BatchSocket {
     /// messages `quinn-udp` asks for, it keeps only the destination address, and only on a
     /// socket bound to a wildcard address (the one case the driver reads it): the relay does
     /// not use ECN, and each control message costs a `put_cmsg` per received datagram.
-    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let state = UdpSocketState::new((&socket).into())?;
         let local = socket.local_addr()?;
@@ -96,7 +96,7 @@ impl BatchSocket {
     }
 
     /// Wraps a socket bound next to a relay socket (same `local`) and connected to `peer`.
-    pub(crate) fn connected(
+    pub fn connected(
         socket: std::net::UdpSocket,
         local: SocketAddr,
         peer: SocketAddr,
@@ -110,26 +110,17 @@ impl BatchSocket {
     }
 
     /// Whether a datagram to `destination` goes without an address (connected to it).
-    pub(crate) fn is_connected_to(&self, destination: SocketAddr) -> bool {
+    pub fn is_connected_to(&self, destination: SocketAddr) -> bool {
         self.peer == Some(destination)
     }
 
     /// One `recvmmsg` (GRO trains arrive as one buffer of `stride`-sized datagrams).
-    pub(crate) fn recv(
-        &self,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> io::Result<usize> {
+    pub fn recv(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> io::Result<usize> {
         self.state.recv((&self.socket).into(), bufs, meta)
     }
 
     /// One datagram now, or dropped (returns false) if the kernel will not take it.
-    pub(crate) fn send_now(
-        &self,
-        destination: SocketAddr,
-        src_ip: Option<IpAddr>,
-        data: &[u8],
-    ) -> bool {
+    pub fn send_now(&self, destination: SocketAddr, src_ip: Option<IpAddr>, data: &[u8]) -> bool {
         if src_ip.is_none() {
             if self.is_connected_to(destination) {
                 return self.socket.send(data).is_ok();
@@ -237,7 +228,7 @@ pub struct IoStats {
 }
 
 impl IoCounters {
-    pub(crate) fn snapshot(&self) -> IoStats {
+    pub fn snapshot(&self) -> IoStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         IoStats {
             recv_calls: get(&self.recv_calls),
@@ -252,7 +243,7 @@ impl IoCounters {
         }
     }
 
-    pub(crate) fn add(&self, c: &AtomicU64, n: usize) {
+    pub fn add(&self, c: &AtomicU64, n: usize) {
         if n > 0 {
             c.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -273,7 +264,7 @@ struct Item {
 /// driver, which registers the worker's relay sockets in the ring's file table when it hands
 /// them to the worker and unregisters them before it lets them go.
 #[derive(Debug, Clone)]
-pub(crate) struct RingHandle {
+pub struct RingHandle {
     ring: Arc<Mutex<Option<SendRing>>>,
     /// Tells this ring's slots from another's in [`BatchSocket::slot`].
     id: u32,
@@ -281,7 +272,7 @@ pub(crate) struct RingHandle {
 
 impl RingHandle {
     /// A ring when `enabled` and the kernel gives one; otherwise a handle without one.
-    pub(crate) fn new(enabled: bool) -> Self {
+    pub fn new(enabled: bool) -> Self {
         let ring = if enabled {
             match SendRing::new() {
                 Ok(r) => Some(r),
@@ -317,7 +308,7 @@ impl RingHandle {
     }
 
     /// Registers `socket` in the ring's file table (if there is a ring and a free slot).
-    pub(crate) fn register(&self, socket: &BatchSocket) {
+    pub fn register(&self, socket: &BatchSocket) {
         let mut ring = self.lock();
         if socket.slot.load(Ordering::Relaxed) != NO_SLOT {
             return;
@@ -334,7 +325,7 @@ impl RingHandle {
     }
 
     /// Takes `socket` out of the ring's file table, so that the ring no longer holds it open.
-    pub(crate) fn unregister(&self, socket: &BatchSocket) {
+    pub fn unregister(&self, socket: &BatchSocket) {
         let mut ring = self.lock();
         let Some(slot) = self.slot_of(socket) else {
             return;
@@ -347,7 +338,7 @@ impl RingHandle {
 }
 
 /// Datagrams waiting to be sent, in order; see the module doc.
-pub(crate) struct SendQueue {
+pub struct SendQueue {
     buf: Vec<u8>,
     items: Vec<Item>,
     gso: bool,
@@ -374,7 +365,7 @@ impl std::fmt::Debug for SendQueue {
 impl SendQueue {
     /// An empty queue; `gso: false` never builds GSO sends; lone datagrams go through `ring`
     /// if it has one, else with `sendto`.
-    pub(crate) fn new(gso: bool, ring: RingHandle, counters: Arc<IoCounters>) -> Self {
+    pub fn new(gso: bool, ring: RingHandle, counters: Arc<IoCounters>) -> Self {
         SendQueue {
             buf: Vec::with_capacity(QUEUE_BYTES),
             items: Vec::with_capacity(QUEUE_ITEMS),
@@ -389,7 +380,7 @@ impl SendQueue {
 
     /// Queues the concatenation of `parts` for `destination` out of `via` (flushing first if
     /// the queue is full). Datagrams larger than the queue are dropped.
-    pub(crate) fn push(
+    pub fn push(
         &mut self,
         via: &Arc<BatchSocket>,
         destination: SocketAddr,
@@ -419,7 +410,7 @@ impl SendQueue {
 
     /// Sends everything queued, in order (per socket and destination; lone datagrams of
     /// different sockets leave together through the ring before the next batched send).
-    pub(crate) fn flush(&mut self) {
+    pub fn flush(&mut self) {
         let mut i = 0;
         while i < self.items.len() {
             let run = self.gso_run(i);
@@ -705,13 +696,20 @@ fn try_sendmmsg(
 }
 
 /// Receive buffers for one `recvmmsg` of up to `quinn_udp::BATCH_SIZE` datagrams.
-pub(crate) struct RecvBuffers {
+pub struct RecvBuffers {
     storage: Vec<u8>,
-    pub(crate) meta: Vec<RecvMeta>,
+    pub meta: Vec<RecvMeta>,
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RecvBuffers {
-    pub(crate) fn new() -> Self {
+    /// Buffers for one batch, each [`SLOT`] bytes (a GRO train fits).
+    pub fn new() -> Self {
         let batch = quinn_udp::BATCH_SIZE.clamp(1, 32);
         RecvBuffers {
             storage: vec![0u8; SLOT * batch],
@@ -720,7 +718,7 @@ impl RecvBuffers {
     }
 
     /// No buffers (a placeholder while the real ones are borrowed).
-    pub(crate) fn empty() -> Self {
+    pub fn empty() -> Self {
         RecvBuffers {
             storage: Vec::new(),
             meta: Vec::new(),
@@ -729,11 +727,7 @@ impl RecvBuffers {
 
     /// Receives one batch from `socket`; returns how many buffers were filled (0 when none
     /// was waiting). Counts syscalls and datagrams.
-    pub(crate) fn recv(
-        &mut self,
-        socket: &BatchSocket,
-        counters: &IoCounters,
-    ) -> io::Result<usize> {
+    pub fn recv(&mut self, socket: &BatchSocket, counters: &IoCounters) -> io::Result<usize> {
         let mut bufs: [IoSliceMut<'_>; 32] = {
             let mut chunks = self.storage.chunks_mut(SLOT);
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
@@ -757,7 +751,7 @@ impl RecvBuffers {
     }
 
     /// The bytes of buffer `i` after a receive.
-    pub(crate) fn data(&self, i: usize) -> &[u8] {
+    pub fn data(&self, i: usize) -> &[u8] {
         let len = self.meta.get(i).map_or(0, |m| m.len);
         self.storage
             .get(i * SLOT..i * SLOT + len)

@@ -28,7 +28,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Submission entries per ring (completion queue: twice that, the kernel's default).
-pub(crate) const RING_ENTRIES: u32 = 256;
+pub const RING_ENTRIES: u32 = 256;
 /// `io_uring_enter` failures in a row (EINTR, EAGAIN, EBUSY) before the ring is given up.
 const MAX_STALLS: usize = 64;
 
@@ -38,15 +38,15 @@ const MAX_FILES: u32 = 16_384;
 /// One datagram to send: `data` out of `socket` (registered at `slot`, if any) to
 /// `destination` (none: the socket is connected to its destination).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Op<'a> {
-    pub(crate) socket: BorrowedFd<'a>,
-    pub(crate) slot: Option<u32>,
-    pub(crate) destination: Option<SocketAddr>,
-    pub(crate) data: &'a [u8],
+pub struct Op<'a> {
+    pub socket: BorrowedFd<'a>,
+    pub slot: Option<u32>,
+    pub destination: Option<SocketAddr>,
+    pub data: &'a [u8],
 }
 
 /// An io_uring used only for sends; see the module doc.
-pub(crate) struct SendRing {
+pub struct SendRing {
     ring: IoUring<squeue::Entry>,
     /// Destination addresses of the entries in flight, by slot (the kernel reads them while
     /// it submits).
@@ -66,15 +66,15 @@ impl std::fmt::Debug for SendRing {
 
 /// Outcome of [`SendRing::send_all`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RingRun {
+pub struct RingRun {
     /// `io_uring_enter` calls made.
-    pub(crate) enters: usize,
+    pub enters: usize,
 }
 
 impl SendRing {
     /// A ring of [`RING_ENTRIES`], or why there is none (no io_uring, not allowed here, or no
     /// `IORING_OP_SEND`).
-    pub(crate) fn new() -> io::Result<Self> {
+    pub fn new() -> io::Result<Self> {
         let ring: IoUring<squeue::Entry> = IoUring::builder()
             // An entry the kernel rejects does not stop the ones after it.
             .setup_submit_all()
@@ -114,7 +114,7 @@ impl SendRing {
     /// Registers `socket` in a free slot of the file table; none if the table is full or
     /// missing (the socket's sends then name its descriptor). The ring holds the socket open
     /// until [`SendRing::unregister`].
-    pub(crate) fn register(&mut self, socket: BorrowedFd<'_>) -> Option<u32> {
+    pub fn register(&mut self, socket: BorrowedFd<'_>) -> Option<u32> {
         let slot = self.free.pop()?;
         match self
             .ring
@@ -131,7 +131,7 @@ impl SendRing {
     }
 
     /// Empties `slot` (the ring lets go of its socket) and makes it free again.
-    pub(crate) fn unregister(&mut self, slot: u32) {
+    pub fn unregister(&mut self, slot: u32) {
         match self.ring.submitter().register_files_update(slot, &[-1]) {
             Ok(_) => self.free.push(slot),
             // The slot stays taken: reusing it could name a socket the ring still holds.
@@ -145,7 +145,7 @@ impl SendRing {
     /// means the ring itself failed: the ops not reported may or may not have left, and the
     /// caller must drop the ring (its unsubmitted entries die with it) before the borrowed
     /// buffers are reused.
-    pub(crate) fn send_all<'a>(
+    pub fn send_all<'a>(
         &mut self,
         ops: impl Iterator<Item = Op<'a>>,
         mut done: impl FnMut(usize, io::Result<usize>),
