@@ -12,7 +12,8 @@
 # per server CPU-second) is shown. Env: DURATION (8), ALLOCATIONS (200), SERVER_CPUS (0),
 # LOADGEN_CPUS (1), SCENARIOS ("audio-20k audio-100k video-50k audio-max video-max"), SKIP_BUILD=1,
 # UCLIENT=0 to skip coturn's own turnutils_uclient reference run, IRIS_BASE=/path/to/an/older/
-# relay_server to add it as a third server "base" (before/after comparisons).
+# relay_server to add it as a third server "base" (before/after comparisons), IRIS_BASE_CONFIG
+# to run "base" with another config file (A/B of a config key with the same binary).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -111,7 +112,8 @@ start_server() {
                 >"$work/iris.out" 2>&1 &
             ;;
         base)
-            taskset -c "$SERVER_CPUS" "$IRIS_BASE" "$here/iris.toml" >"$work/base.out" 2>&1 &
+            taskset -c "$SERVER_CPUS" "$IRIS_BASE" "${IRIS_BASE_CONFIG:-$here/iris.toml}" \
+                >"$work/base.out" 2>&1 &
             ;;
     esac
     server_pid=$!

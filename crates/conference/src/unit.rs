@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use iris_udp::{BatchSocket, IoCounters, RecvBuffers, SendQueue};
+use iris_udp::{BatchSocket, IoCounters, RecvBuffers, RingHandle, SendQueue};
 use rustix::event::epoll;
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
@@ -318,7 +318,7 @@ impl Sockets {
             all: Vec::new(),
             epoll,
             rx: RecvBuffers::new(),
-            tx: SendQueue::new(true, true, io.clone()),
+            tx: SendQueue::new(true, RingHandle::new(true), io.clone()),
             io,
             dropped_reported: 0,
             next_port: config.port_min,

@@ -8,7 +8,7 @@ use iris_turn::{
     FiveTuple, Forward, PortRequest, RateLimit, RelayAllocator, RelayAllocatorError, RelayGrant,
     RelayRequest, RelayedAddress, RestCredentials, Server, ServerConfig, Transmit, Transport,
 };
-use iris_udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, SendQueue};
+use iris_udp::{BatchSocket, IoCounters, IoStats, RecvBuffers, RingHandle, SendQueue};
 use rustc_hash::FxHashMap;
 use rustix::event::epoll;
 use std::collections::HashMap;
@@ -249,6 +249,31 @@ struct RelayEntry {
     socket: Arc<BatchSocket>,
     token: u64,
     reader: Reader,
+    /// Send sockets connected to single peers, next to `socket` on its port (UDP workers'
+    /// relay sockets only; see [`connect_peer`]).
+    peers: Vec<PeerSocket>,
+}
+
+/// A relay socket's send socket for one peer address (`socket: None`: opening it failed,
+/// not tried again).
+struct PeerSocket {
+    peer: SocketAddr,
+    socket: Option<Arc<BatchSocket>>,
+    token: u64,
+}
+
+/// Most connected send sockets per relay socket (each is a descriptor; media goes to one or
+/// two peers per allocation).
+const MAX_PEER_SOCKETS: usize = 4;
+
+impl RelayEntry {
+    /// The socket to send to `peer` from: its connected send socket if there is one.
+    fn socket_for(&self, peer: SocketAddr) -> (&Arc<BatchSocket>, Option<&PeerSocket>) {
+        match self.peers.iter().find(|p| p.peer == peer) {
+            Some(p) => (p.socket.as_ref().unwrap_or(&self.socket), Some(p)),
+            None => (&self.socket, None),
+        }
+    }
 }
 
 /// Relay sockets by local address and by epoll token. Both keys are chosen by the relay (its
@@ -265,6 +290,8 @@ struct Relays {
 struct Worker {
     listener: Arc<BatchSocket>,
     epoll: AsyncFd<OwnedFd>,
+    /// Its io_uring for lone sends; its relay sockets are registered in the ring's file table.
+    ring: RingHandle,
 }
 
 /// Epoll token of a worker's listener socket; relay sockets get 1, 2, …
@@ -286,8 +313,12 @@ struct Shared {
     next_worker: AtomicUsize,
     /// UDP GSO allowed (config `udp_gso`).
     gso: bool,
-    /// io_uring for lone sends allowed (config `udp_io_uring`).
-    io_uring: bool,
+    /// Connected send sockets for channel peers (config `udp_connect_peers`).
+    connect_peers: bool,
+    /// Connected send sockets open now, and how many may be: a quarter of the descriptor
+    /// limit, so that they never starve relay sockets of descriptors.
+    peer_sockets_open: AtomicUsize,
+    peer_sockets_max: usize,
     io: Arc<IoCounters>,
     streams: Mutex<HashMap<(SocketAddr, SocketAddr), Writer>>,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -466,10 +497,10 @@ impl Relay {
             let local = first.local;
             udp_addrs.push(local);
             udp_listeners.insert(local, first.clone());
-            udp_workers.push(Worker::new(first)?);
+            udp_workers.push(Worker::new(first, config.udp_io_uring)?);
             for _ in 1..workers {
                 let more = bind_listener(local, config.udp_buffer_bytes)?;
-                udp_workers.push(Worker::new(Arc::new(more))?);
+                udp_workers.push(Worker::new(Arc::new(more), config.udp_io_uring)?);
             }
         }
         let mut tcp = Vec::new();
@@ -545,7 +576,11 @@ impl Relay {
             next_token: AtomicU64::new(LISTENER_TOKEN + 1),
             next_worker: AtomicUsize::new(0),
             gso: config.udp_gso,
-            io_uring: config.udp_io_uring,
+            connect_peers: config.udp_connect_peers,
+            peer_sockets_open: AtomicUsize::new(0),
+            peer_sockets_max: rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .map_or(usize::MAX, |n| usize::try_from(n / 4).unwrap_or(usize::MAX)),
             io: Arc::new(IoCounters::default()),
             streams: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -626,8 +661,19 @@ impl RelayHandle {
         }
         let relays = std::mem::take(&mut *write(&self.shared.relays));
         for (_, entry) in relays.by_addr {
-            if let Reader::Task(task) = entry.reader {
-                task.abort();
+            match entry.reader {
+                Reader::Task(task) => task.abort(),
+                // Let the ring go of them, so that they close when dropped here.
+                Reader::Worker(index) => {
+                    if let Some(w) = self.shared.workers.get(index) {
+                        w.ring.unregister(&entry.socket);
+                        for p in &entry.peers {
+                            if let Some(socket) = &p.socket {
+                                w.ring.unregister(socket);
+                            }
+                        }
+                    }
+                }
             }
         }
         for listener in &self.listeners {
@@ -739,6 +785,7 @@ fn sync_relays(shared: &Arc<Shared>, _core: &mut Core, worker: Option<usize>) {
                 continue;
             }
             relays.by_token.insert(token, socket.clone());
+            w.ring.register(&socket);
             Reader::Worker(index)
         } else {
             match readable_fd(socket.clone()) {
@@ -758,6 +805,7 @@ fn sync_relays(shared: &Arc<Shared>, _core: &mut Core, worker: Option<usize>) {
                 socket,
                 token,
                 reader,
+                peers: Vec::new(),
             },
         );
     }
@@ -768,13 +816,111 @@ fn sync_relays(shared: &Arc<Shared>, _core: &mut Core, worker: Option<usize>) {
         match entry.reader {
             Reader::Worker(index) => {
                 relays.by_token.remove(&entry.token);
-                if let Some(w) = shared.workers.get(index) {
+                let worker = shared.workers.get(index);
+                if let Some(w) = worker {
                     let _ = epoll::delete(w.epoll.get_ref(), &entry.socket.socket);
+                    // Before the socket is dropped: the ring would hold its port open.
+                    w.ring.unregister(&entry.socket);
+                }
+                for p in &entry.peers {
+                    relays.by_token.remove(&p.token);
+                    if let Some(socket) = &p.socket {
+                        shared.peer_sockets_open.fetch_sub(1, Ordering::Relaxed);
+                        if let Some(w) = worker {
+                            let _ = epoll::delete(w.epoll.get_ref(), &socket.socket);
+                            w.ring.unregister(socket);
+                        }
+                    }
                 }
             }
             Reader::Task(task) => task.abort(),
         }
     }
+}
+
+/// Opens the connected send sockets worker `index` asked for, (relayed address, peer) pairs
+/// of its own relay sockets ([`connect_peer`]): each joins the worker's epoll set (the
+/// kernel now delivers that peer's datagrams to it) and its ring's file table.
+fn connect_peers(shared: &Shared, index: usize, wanted: &mut Vec<(SocketAddr, SocketAddr)>) {
+    let Some(w) = shared.workers.get(index) else {
+        wanted.clear();
+        return;
+    };
+    let mut guard = write(&shared.relays);
+    let relays = &mut *guard;
+    for (relayed, peer) in wanted.drain(..) {
+        let Some(entry) = relays.by_addr.get_mut(&relayed) else {
+            continue;
+        };
+        if entry.peers.len() >= MAX_PEER_SOCKETS || entry.peers.iter().any(|p| p.peer == peer) {
+            continue;
+        }
+        if shared.peer_sockets_open.load(Ordering::Relaxed) >= shared.peer_sockets_max {
+            // Not remembered as failed: tried again once others have closed.
+            continue;
+        }
+        let token = shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let socket = connect_peer(&entry.socket, peer)
+            .map(Arc::new)
+            .and_then(|socket| {
+                epoll::add(
+                    w.epoll.get_ref(),
+                    &socket.socket,
+                    epoll::EventData::new_u64(token),
+                    epoll::EventFlags::IN,
+                )?;
+                Ok(socket)
+            });
+        let socket = match socket {
+            Ok(socket) => {
+                w.ring.register(&socket);
+                relays.by_token.insert(token, socket.clone());
+                shared.io.add(&shared.io.peer_sockets, 1);
+                shared.peer_sockets_open.fetch_add(1, Ordering::Relaxed);
+                Some(socket)
+            }
+            Err(e) => {
+                tracing::debug!(%relayed, %peer, error = %e, "no connected send socket");
+                None
+            }
+        };
+        entry.peers.push(PeerSocket {
+            peer,
+            socket,
+            token,
+        });
+    }
+}
+
+/// A UDP socket bound to `relay`'s address and port and `connect()`ed to `peer`: sends to
+/// the peer through it skip the route lookup of every unconnected send.
+///
+/// Both sockets get SO_REUSEPORT (the relay socket only now: it was bound without, so the
+/// port allocator's exclusive `bind` never lands on a port in use). For datagrams from
+/// exactly `peer` the kernel prefers the connected socket; from anywhere else (the same
+/// peer IP's other ports included, which RFC 8656 permissions cover) they still reach the
+/// unconnected relay socket, so the worker reads both. Who else can join the port's
+/// reuseport group: only sockets of the same effective UID in the same network namespace
+/// (the kernel's rule), i.e. processes that could already read the relay's memory.
+fn connect_peer(relay: &BatchSocket, peer: SocketAddr) -> std::io::Result<BatchSocket> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    if relay.local.is_ipv4() != peer.is_ipv4() {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    sockopt::set_socket_reuseport(&relay.socket, true)?;
+    let family = if relay.local.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket_with(family, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
+    if relay.local.is_ipv6() {
+        sockopt::set_ipv6_v6only(&fd, sockopt::ipv6_v6only(&relay.socket)?)?;
+    }
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &relay.local)?;
+    rustix::net::connect(&fd, &peer)?;
+    BatchSocket::connected(std::net::UdpSocket::from(fd), relay.local, peer)
 }
 
 /// Sends one frame to a client now: UDP without waiting (dropped if the kernel refuses),
@@ -917,7 +1063,7 @@ fn readable_fd<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>>
 }
 
 impl Worker {
-    fn new(listener: Arc<BatchSocket>) -> Result<Self, RelayError> {
+    fn new(listener: Arc<BatchSocket>, io_uring: bool) -> Result<Self, RelayError> {
         let fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(std::io::Error::from)?;
         epoll::add(
             &fd,
@@ -927,7 +1073,11 @@ impl Worker {
         )
         .map_err(std::io::Error::from)?;
         let epoll = readable_fd(fd)?;
-        Ok(Worker { listener, epoll })
+        Ok(Worker {
+            listener,
+            epoll,
+            ring: RingHandle::new(io_uring),
+        })
     }
 }
 
@@ -941,6 +1091,9 @@ struct WorkerLoop {
     /// Core outputs (STUN responses, Data indications) for stream clients, sent after the
     /// queue is flushed.
     later: Vec<(FiveTuple, Vec<u8>)>,
+    /// (relayed address, peer) pairs that want a connected send socket, opened after the
+    /// round's flush.
+    connect: Vec<(SocketAddr, SocketAddr)>,
 }
 
 /// Rounds of epoll events a worker handles before it lets other tasks run.
@@ -959,8 +1112,9 @@ async fn udp_worker(shared: Arc<Shared>, index: usize) {
         index,
         listener: worker.listener.clone(),
         rx: RecvBuffers::new(),
-        tx: SendQueue::new(shared.gso, shared.io_uring, shared.io.clone()),
+        tx: SendQueue::new(shared.gso, worker.ring.clone(), shared.io.clone()),
         later: Vec::new(),
+        connect: Vec::new(),
     };
     let mut tokens: Vec<u64> = Vec::with_capacity(EPOLL_EVENTS);
     loop {
@@ -992,6 +1146,9 @@ async fn udp_worker(shared: Arc<Shared>, index: usize) {
                 }
             }
             state.tx.flush();
+            if !state.connect.is_empty() {
+                connect_peers(&shared, index, &mut state.connect);
+            }
             for (five_tuple, frame) in std::mem::take(&mut state.later) {
                 send_to_client(&shared, &five_tuple, &frame).await;
             }
@@ -1034,8 +1191,9 @@ impl WorkerLoop {
         }
     }
 
-    /// Queues what the core asked for.
-    fn forward(&mut self, forward: Forward<'_>) {
+    /// Queues what the core asked for; `channel`: a ChannelData payload (its peer is bound
+    /// to a channel, so it gets a connected send socket).
+    fn forward(&mut self, forward: Forward<'_>, channel: bool) {
         match forward {
             Forward::ToPeer {
                 relayed,
@@ -1045,7 +1203,19 @@ impl WorkerLoop {
                 // Queued under the read lock: no `Arc` clone and drop per packet.
                 let relays = self.shared.relays();
                 if let Some(entry) = relays.by_addr.get(&relayed) {
-                    self.tx.push(&entry.socket, peer, None, &[data]);
+                    let (socket, known) = entry.socket_for(peer);
+                    self.tx.push(socket, peer, None, &[data]);
+                    if channel
+                        && known.is_none()
+                        && self.shared.connect_peers
+                        && entry.peers.len() < MAX_PEER_SOCKETS
+                        && self.shared.peer_sockets_open.load(Ordering::Relaxed)
+                            < self.shared.peer_sockets_max
+                        && matches!(entry.reader, Reader::Worker(i) if i == self.index)
+                        && !self.connect.contains(&(relayed, peer))
+                    {
+                        self.connect.push((relayed, peer));
+                    }
                 }
             }
             Forward::ToClient {
@@ -1102,18 +1272,25 @@ impl WorkerLoop {
             };
             // With GRO several datagrams of `stride` bytes arrive in one buffer.
             for datagram in rx.data(i).chunks(m.stride.max(1)) {
-                let forward = match shared.fast.to_peer(now, &five_tuple, datagram) {
-                    Fast::Forward(f) => Some(f),
-                    Fast::Dropped => None,
+                let (forward, channel) = match shared.fast.to_peer(now, &five_tuple, datagram) {
+                    Fast::Forward(f) => (Some(f), true),
+                    Fast::Dropped => (None, false),
                     Fast::Miss => {
                         let core = core.get_or_insert_with(|| lock(&shared.core));
-                        stun |= iris_stun::classify(datagram) == PacketKind::Stun;
-                        core.server
-                            .handle_client(now, Transport::Udp, m.addr, server, datagram)
+                        let kind = iris_stun::classify(datagram);
+                        stun |= kind == PacketKind::Stun;
+                        let f = core.server.handle_client(
+                            now,
+                            Transport::Udp,
+                            m.addr,
+                            server,
+                            datagram,
+                        );
+                        (f, kind == PacketKind::ChannelData)
                     }
                 };
                 if let Some(f) = forward {
-                    self.forward(f);
+                    self.forward(f, channel);
                 }
             }
         }
@@ -1156,7 +1333,7 @@ impl WorkerLoop {
                         .handle_peer(now, local, m.addr, payload),
                 };
                 if let Some(f) = forward {
-                    self.forward(f);
+                    self.forward(f, false);
                 }
             }
         }

@@ -6,8 +6,11 @@
 //! UDP runs on workers (one per core and listener, each with its own SO_REUSEPORT socket and
 //! an epoll set of that socket and the relay sockets of its UDP allocations): per wake-up a
 //! worker receives a `recvmmsg` batch from every ready socket and flushes what it relays
-//! once, with `sendmmsg` per socket and UDP GSO for runs to one destination (module `udp`),
-//! and lone datagrams of many relay sockets in one io_uring submission (module `uring`).
+//! once, with `sendmmsg` per socket and UDP GSO for runs to one destination, and lone
+//! datagrams of many relay sockets in one io_uring submission (crate `iris-udp`; the worker's
+//! relay sockets are registered in its ring's file table). Datagrams to a channel
+//! peer leave through a send socket connected to it on the relay socket's port
+//! (`udp_connect_peers`), which spares the kernel a route lookup per datagram.
 //! Streams and the relay sockets of stream clients have a task each.
 //!
 //! Relay sockets are opened synchronously by the core through [`iris_turn::RelayAllocator`]

@@ -2,8 +2,9 @@
 //! message and GSO stays off for that socket (what `quinn-udp` does on EIO/EINVAL).
 //!
 //! Linux refuses a GSO send with EINVAL on a socket with SO_NO_CHECK (no UDP checksum), the
-//! same error some devices give; the test sets it on the server's relay socket, which lives in
-//! this process, so it needs one `setsockopt` on a raw descriptor.
+//! same error some devices give; the test sets it on the server's relay socket and on its
+//! connected send socket for the peer (`udp_connect_peers`, both bound to the relayed
+//! address), which live in this process, so it needs a `setsockopt` on raw descriptors.
 #![allow(clippy::unwrap_used, unsafe_code)]
 
 mod common;
@@ -16,8 +17,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// The descriptor of this process's UDP socket bound to `addr`.
-fn socket_bound_to(addr: SocketAddr) -> RawFd {
+/// The descriptors of this process's UDP sockets bound to `addr`.
+fn sockets_bound_to(addr: SocketAddr) -> Vec<RawFd> {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
         let Ok(fd) = entry
             .unwrap()
@@ -34,10 +36,11 @@ fn socket_bound_to(addr: SocketAddr) -> RawFd {
             continue;
         };
         if SocketAddr::try_from(local).ok() == Some(addr) {
-            return fd;
+            found.push(fd);
         }
     }
-    panic!("no socket bound to {addr}");
+    assert!(!found.is_empty(), "no socket bound to {addr}");
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,19 +64,36 @@ async fn kernel_refusing_gso_falls_back_to_one_datagram_per_message() {
             ],
         )
         .await;
-    let fd = socket_bound_to(relayed);
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor, an int option and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_NO_CHECK,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt SO_NO_CHECK");
+    // A first ChannelData opens the connected send socket for the peer; then both sockets
+    // on the relayed address refuse GSO.
+    let mut first = ChannelData::header(0x4000, 4).unwrap().to_vec();
+    first.extend_from_slice(b"open");
+    client.conn.send(&first).await;
+    peer.set_nonblocking(false).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(peer.recv(&mut buf).unwrap(), 4);
+    peer.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handle.io_stats().peer_sockets < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let fds = sockets_bound_to(relayed);
+    assert_eq!(fds.len(), 2, "relay socket and connected send socket");
+    for fd in fds {
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor, an int option and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt SO_NO_CHECK");
+    }
 
     // The peer reads while the bursts go out: everything must arrive, in order, as separate
     // datagrams (no GSO train).

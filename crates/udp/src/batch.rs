@@ -27,8 +27,9 @@ use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// Most messages per `sendmmsg`.
 pub const MMSG: usize = 32;
@@ -47,7 +48,22 @@ pub struct BatchSocket {
     pub socket: std::net::UdpSocket,
     pub state: UdpSocketState,
     pub local: SocketAddr,
+    /// The peer this socket is `connect()`ed to (a relay's send socket for one peer address,
+    /// see `driver::connect_peer`): datagrams to it go without an address (no route lookup
+    /// per send).
+    pub peer: Option<SocketAddr>,
+    /// The io_uring file table this socket is registered in: ring id (high 32 bits) and slot
+    /// ([`NO_SLOT`]: none). Written and read only under that ring's lock. Another worker's
+    /// queue may send from the socket too (it relays for the clients its listener socket
+    /// receives from), and then names the descriptor: a slot means nothing in another ring.
+    pub slot: AtomicU64,
 }
+
+/// [`BatchSocket::slot`] of a socket not registered with a ring.
+pub const NO_SLOT: u64 = u64::MAX;
+
+/// Ids of [`RingHandle`]s (one per worker).
+static RING_IDS: AtomicU32 = AtomicU32::new(0);
 
 impl BatchSocket {
     /// Wraps a bound socket (made non-blocking; GRO enabled by `quinn-udp`). Of the control
@@ -74,7 +90,28 @@ impl BatchSocket {
             socket,
             state,
             local,
+            peer: None,
+            slot: AtomicU64::new(NO_SLOT),
         })
+    }
+
+    /// Wraps a socket bound next to a relay socket (same `local`) and connected to `peer`.
+    pub fn connected(
+        socket: std::net::UdpSocket,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> io::Result<Self> {
+        let mut s = BatchSocket::new(socket)?;
+        // Not `local_addr()`: connecting a wildcard-bound socket gives it a source IP, but
+        // it belongs to the relay socket bound to `local`.
+        s.local = local;
+        s.peer = Some(peer);
+        Ok(s)
+    }
+
+    /// Whether a datagram to `destination` goes without an address (connected to it).
+    pub fn is_connected_to(&self, destination: SocketAddr) -> bool {
+        self.peer == Some(destination)
     }
 
     /// One `recvmmsg` (GRO trains arrive as one buffer of `stride`-sized datagrams).
@@ -85,6 +122,9 @@ impl BatchSocket {
     /// One datagram now, or dropped (returns false) if the kernel will not take it.
     pub fn send_now(&self, destination: SocketAddr, src_ip: Option<IpAddr>, data: &[u8]) -> bool {
         if src_ip.is_none() {
+            if self.is_connected_to(destination) {
+                return self.socket.send(data).is_ok();
+            }
             // Plain `sendto`: no control message to build and parse.
             return self.socket.send_to(data, destination).is_ok();
         }
@@ -159,6 +199,8 @@ pub struct IoCounters {
     pub ring_enters: AtomicU64,
     /// Datagrams sent through io_uring among `send_datagrams`.
     pub ring_datagrams: AtomicU64,
+    /// Connected send sockets opened for channel peers.
+    pub peer_sockets: AtomicU64,
 }
 
 /// A snapshot of [`IoCounters`].
@@ -180,6 +222,9 @@ pub struct IoStats {
     pub ring_enters: u64,
     /// Datagrams sent through io_uring among `send_datagrams`.
     pub ring_datagrams: u64,
+    /// Connected send sockets opened for channel peers (one per relay socket and peer
+    /// address, [`crate::RelayConfig::udp_connect_peers`]).
+    pub peer_sockets: u64,
 }
 
 impl IoCounters {
@@ -194,6 +239,7 @@ impl IoCounters {
             send_dropped: get(&self.send_dropped),
             ring_enters: get(&self.ring_enters),
             ring_datagrams: get(&self.ring_datagrams),
+            peer_sockets: get(&self.peer_sockets),
         }
     }
 
@@ -214,34 +260,20 @@ struct Item {
     len: usize,
 }
 
-/// Datagrams waiting to be sent, in order; see the module doc.
-pub struct SendQueue {
-    buf: Vec<u8>,
-    items: Vec<Item>,
-    gso: bool,
-    /// Lone datagrams (indices into `items`) waiting for the ring, in queue order.
-    lone: Vec<usize>,
-    /// Lone datagrams the ring refused with `EINVAL`, to try again with `sendto`.
-    refused: Vec<usize>,
-    ring: Option<SendRing>,
-    counters: Arc<IoCounters>,
+/// A worker's io_uring (or none), shared by its send queue, which sends through it, and the
+/// driver, which registers the worker's relay sockets in the ring's file table when it hands
+/// them to the worker and unregisters them before it lets them go.
+#[derive(Debug, Clone)]
+pub struct RingHandle {
+    ring: Arc<Mutex<Option<SendRing>>>,
+    /// Tells this ring's slots from another's in [`BatchSocket::slot`].
+    id: u32,
 }
 
-impl std::fmt::Debug for SendQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendQueue")
-            .field("items", &self.items.len())
-            .field("gso", &self.gso)
-            .field("ring", &self.ring.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SendQueue {
-    /// An empty queue; `gso: false` never builds GSO sends, `ring: false` sends lone
-    /// datagrams with `sendto` instead of trying io_uring.
-    pub fn new(gso: bool, ring: bool, counters: Arc<IoCounters>) -> Self {
-        let ring = if ring {
+impl RingHandle {
+    /// A ring when `enabled` and the kernel gives one; otherwise a handle without one.
+    pub fn new(enabled: bool) -> Self {
+        let ring = if enabled {
             match SendRing::new() {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -252,12 +284,95 @@ impl SendQueue {
         } else {
             None
         };
+        RingHandle {
+            ring: Arc::new(Mutex::new(ring)),
+            id: RING_IDS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<SendRing>> {
+        self.ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `socket`'s slot in this ring's file table, if it is registered here. Call with the
+    /// ring's lock held.
+    fn slot_of(&self, socket: &BatchSocket) -> Option<u32> {
+        let v = socket.slot.load(Ordering::Relaxed);
+        (v != NO_SLOT && (v >> 32) as u32 == self.id).then_some(v as u32)
+    }
+
+    fn has_ring(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// Registers `socket` in the ring's file table (if there is a ring and a free slot).
+    pub fn register(&self, socket: &BatchSocket) {
+        let mut ring = self.lock();
+        if socket.slot.load(Ordering::Relaxed) != NO_SLOT {
+            return;
+        }
+        if let Some(slot) = ring
+            .as_mut()
+            .and_then(|r| r.register(socket.socket.as_fd()))
+        {
+            socket.slot.store(
+                u64::from(self.id) << 32 | u64::from(slot),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Takes `socket` out of the ring's file table, so that the ring no longer holds it open.
+    pub fn unregister(&self, socket: &BatchSocket) {
+        let mut ring = self.lock();
+        let Some(slot) = self.slot_of(socket) else {
+            return;
+        };
+        socket.slot.store(NO_SLOT, Ordering::Relaxed);
+        if let Some(r) = ring.as_mut() {
+            r.unregister(slot);
+        }
+    }
+}
+
+/// Datagrams waiting to be sent, in order; see the module doc.
+pub struct SendQueue {
+    buf: Vec<u8>,
+    items: Vec<Item>,
+    gso: bool,
+    /// Lone datagrams (indices into `items`) waiting for the ring, in queue order.
+    lone: Vec<usize>,
+    /// Lone datagrams the ring refused with `EINVAL`, to try again with `sendto`.
+    refused: Vec<usize>,
+    ring: RingHandle,
+    /// Whether `ring` holds a ring (false once it has been given up).
+    has_ring: bool,
+    counters: Arc<IoCounters>,
+}
+
+impl std::fmt::Debug for SendQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendQueue")
+            .field("items", &self.items.len())
+            .field("gso", &self.gso)
+            .field("ring", &self.has_ring)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendQueue {
+    /// An empty queue; `gso: false` never builds GSO sends; lone datagrams go through `ring`
+    /// if it has one, else with `sendto`.
+    pub fn new(gso: bool, ring: RingHandle, counters: Arc<IoCounters>) -> Self {
         SendQueue {
             buf: Vec::with_capacity(QUEUE_BYTES),
             items: Vec::with_capacity(QUEUE_ITEMS),
             gso,
             lone: Vec::with_capacity(QUEUE_ITEMS),
             refused: Vec::with_capacity(QUEUE_ITEMS),
+            has_ring: ring.has_ring(),
             ring,
             counters,
         }
@@ -315,7 +430,7 @@ impl SendQueue {
             {
                 end += 1;
             }
-            if end == i + 1 && first.src_ip.is_none() && self.ring.is_some() {
+            if end == i + 1 && first.src_ip.is_none() && self.has_ring {
                 self.lone.push(i);
             } else {
                 self.send_lone();
@@ -339,15 +454,20 @@ impl SendQueue {
             items,
             lone,
             refused,
-            ring,
+            ring: handle,
+            has_ring,
             counters,
             ..
         } = self;
         let (mut sent, mut dropped, mut reported) = (0usize, 0usize, 0usize);
+        // Held while sending: the driver registers and unregisters slots under it, so the
+        // slots read here name these very sockets.
+        let mut ring = handle.lock();
         if let Some(r) = ring.as_mut() {
             let ops = lone.iter().filter_map(|&k| items.get(k)).map(|it| Op {
                 socket: it.via.as_fd(),
-                destination: it.destination,
+                slot: handle.slot_of(&it.via),
+                destination: (!it.via.is_connected_to(it.destination)).then_some(it.destination),
                 data: buf.get(it.start..it.start + it.len).unwrap_or_default(),
             });
             let result = r.send_all(ops, |k, result| {
@@ -371,6 +491,7 @@ impl SendQueue {
                 Err(e) => {
                     tracing::warn!(error = %e, "io_uring failed: one sendto per lone datagram from now on");
                     *ring = None;
+                    *has_ring = false;
                     dropped += lone.len() - reported;
                 }
             }
@@ -398,6 +519,7 @@ impl SendQueue {
                 "the kernel refuses io_uring sends to an address: one sendto per lone datagram"
             );
             *ring = None;
+            *has_ring = false;
         }
         counters.add(&counters.send_dropped, dropped);
         lone.clear();

@@ -9,4 +9,6 @@
 pub mod batch;
 pub mod uring;
 
-pub use batch::{BatchSocket, IoCounters, IoStats, RecvBuffers, SendQueue, MMSG, SLOT};
+pub use batch::{
+    BatchSocket, IoCounters, IoStats, RecvBuffers, RingHandle, SendQueue, MMSG, NO_SLOT, SLOT,
+};

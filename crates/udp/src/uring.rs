@@ -9,6 +9,13 @@
 //! it has reaped the completion of every entry it pushed, so the buffers it borrowed are free
 //! again when it returns.
 //!
+//! Each ring has a sparse table of registered files (Linux 5.19+): the driver registers a
+//! worker's relay sockets in its ring ([`SendRing::register`]) and unregisters each before it
+//! lets the socket go ([`SendRing::unregister`]): a registered file holds its socket (and its
+//! relay port) open until then. A send from a registered socket names its slot
+//! (`IOSQE_FIXED_FILE`), which spares the kernel the descriptor lookup and reference count of
+//! every send. Where the table cannot be registered, sends name the descriptor.
+//!
 //! A ring is optional: [`SendRing::new`] fails where io_uring is missing, disabled
 //! (`kernel.io_uring_disabled`, seccomp) or lacks `IORING_OP_SEND`, and the caller then keeps
 //! sending with `sendto`.
@@ -25,11 +32,16 @@ pub const RING_ENTRIES: u32 = 256;
 /// `io_uring_enter` failures in a row (EINTR, EAGAIN, EBUSY) before the ring is given up.
 const MAX_STALLS: usize = 64;
 
-/// One datagram to send: `data` out of `socket` to `destination`.
+/// Registered-file slots per ring at most (fewer if `RLIMIT_NOFILE` is lower).
+const MAX_FILES: u32 = 16_384;
+
+/// One datagram to send: `data` out of `socket` (registered at `slot`, if any) to
+/// `destination` (none: the socket is connected to its destination).
 #[derive(Debug, Clone, Copy)]
 pub struct Op<'a> {
     pub socket: BorrowedFd<'a>,
-    pub destination: SocketAddr,
+    pub slot: Option<u32>,
+    pub destination: Option<SocketAddr>,
     pub data: &'a [u8],
 }
 
@@ -39,12 +51,15 @@ pub struct SendRing {
     /// Destination addresses of the entries in flight, by slot (the kernel reads them while
     /// it submits).
     addrs: Box<[SocketAddrAny]>,
+    /// Free slots of the registered file table (empty when there is no table).
+    free: Vec<u32>,
 }
 
 impl std::fmt::Debug for SendRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SendRing")
             .field("entries", &self.addrs.len())
+            .field("free_files", &self.free.len())
             .finish_non_exhaustive()
     }
 }
@@ -76,10 +91,52 @@ impl SendRing {
         }
         let slots = ring.params().sq_entries() as usize;
         let placeholder = SocketAddrAny::from(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+        // The kernel refuses a table larger than RLIMIT_NOFILE.
+        let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .map_or(MAX_FILES, |n| u32::try_from(n).unwrap_or(MAX_FILES))
+            .min(MAX_FILES);
+        let free = match ring.submitter().register_files_sparse(files) {
+            // Lowest slots first.
+            Ok(()) => (0..files).rev().collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "io_uring file table refused: sends name descriptors");
+                Vec::new()
+            }
+        };
         Ok(SendRing {
             ring,
             addrs: vec![placeholder; slots].into_boxed_slice(),
+            free,
         })
+    }
+
+    /// Registers `socket` in a free slot of the file table; none if the table is full or
+    /// missing (the socket's sends then name its descriptor). The ring holds the socket open
+    /// until [`SendRing::unregister`].
+    pub fn register(&mut self, socket: BorrowedFd<'_>) -> Option<u32> {
+        let slot = self.free.pop()?;
+        match self
+            .ring
+            .submitter()
+            .register_files_update(slot, &[socket.as_raw_fd()])
+        {
+            Ok(1) => Some(slot),
+            other => {
+                tracing::debug!(?other, "io_uring file not registered");
+                self.free.push(slot);
+                None
+            }
+        }
+    }
+
+    /// Empties `slot` (the ring lets go of its socket) and makes it free again.
+    pub fn unregister(&mut self, slot: u32) {
+        match self.ring.submitter().register_files_update(slot, &[-1]) {
+            Ok(_) => self.free.push(slot),
+            // The slot stays taken: reusing it could name a socket the ring still holds.
+            Err(e) => tracing::warn!(slot, error = %e, "io_uring file not unregistered"),
+        }
     }
 
     /// Sends every op of `ops`, in order, at most [`RING_ENTRIES`] per kernel entry, and calls
@@ -107,17 +164,26 @@ impl SendRing {
                     let Some(slot) = self.addrs.get_mut(pushed) else {
                         break;
                     };
-                    *slot = SocketAddrAny::from(op.destination);
                     let len = u32::try_from(op.data.len()).unwrap_or(u32::MAX);
-                    let entry =
-                        opcode::Send::new(types::Fd(op.socket.as_raw_fd()), op.data.as_ptr(), len)
-                            .dest_addr(slot.as_ptr().cast())
-                            .dest_addr_len(slot.addr_len())
-                            .flags(flags)
-                            .build()
-                            .user_data(k as u64);
+                    let send = match op.slot {
+                        Some(file) => opcode::Send::new(types::Fixed(file), op.data.as_ptr(), len),
+                        None => opcode::Send::new(
+                            types::Fd(op.socket.as_raw_fd()),
+                            op.data.as_ptr(),
+                            len,
+                        ),
+                    };
+                    let send = match op.destination {
+                        Some(destination) => {
+                            *slot = SocketAddrAny::from(destination);
+                            send.dest_addr(slot.as_ptr().cast())
+                                .dest_addr_len(slot.addr_len())
+                        }
+                        None => send,
+                    };
+                    let entry = send.flags(flags).build().user_data(k as u64);
                     // SAFETY: the entry points at `op.data` (borrowed for 'a, which outlives
-                    // this call) and at `self.addrs[pushed]` (not touched again until this
+                    // this call), at `self.addrs[pushed]` (not touched again until this
                     // batch is reaped); this function does not return before the kernel has
                     // completed every pushed entry (below), or before the caller drops the
                     // ring on error. The queue has room: it is empty at the start of each
