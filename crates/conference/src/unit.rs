@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use iris_udp::{BatchSocket, IoCounters, RecvBuffers, RingHandle, SendQueue};
 use rustix::event::epoll;
 use serde::{Deserialize, Serialize};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::format::{Codec, PayloadParams};
@@ -44,8 +44,6 @@ const SOCKET_BUFFER: usize = 4 << 20;
 const BATCHES_PER_SOCKET: usize = 4;
 /// Rounds of socket readiness handled per wake-up before timers and commands get their turn.
 const READY_ROUNDS: usize = 8;
-/// Most ready sockets taken from the epoll set per round.
-const EPOLL_EVENTS: usize = 128;
 /// Queue depth of notices to the signalling layer.
 const NOTICE_QUEUE: usize = 4096;
 /// Most tracks a participant may publish and most slots it may offer.
@@ -421,19 +419,6 @@ impl Sockets {
     }
 }
 
-/// The indices of the ready sockets in `epoll`, without waiting.
-fn ready_sockets(epoll: &AsyncFd<OwnedFd>, ready: &mut Vec<usize>) -> rustix::io::Result<()> {
-    let mut events = [const { std::mem::MaybeUninit::<epoll::Event>::uninit() }; EPOLL_EVENTS];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let (found, _) = epoll::wait(epoll.get_ref(), &mut events, Some(&zero))?;
-    ready.clear();
-    ready.extend(found.iter().map(|e| e.data.u64() as usize));
-    Ok(())
-}
-
 /// One participant's WebRTC session.
 struct Session {
     rtc: Rtc,
@@ -472,7 +457,7 @@ struct Unit {
 impl Unit {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let epoll = self.sockets.epoll.clone();
-        let mut ready = Vec::with_capacity(EPOLL_EVENTS);
+        let mut ready: Vec<u64> = Vec::with_capacity(iris_udp::EPOLL_EVENTS);
         let mut next_tick = Instant::now() + room::TICK;
         loop {
             let deadline = self
@@ -492,7 +477,7 @@ impl Unit {
                         return;
                     };
                     for _ in 0..READY_ROUNDS {
-                        match ready_sockets(&epoll, &mut ready) {
+                        match iris_udp::ready_tokens(epoll.get_ref().as_fd(), &mut ready) {
                             Ok(()) => {}
                             Err(rustix::io::Errno::INTR) => continue,
                             Err(e) => {
@@ -504,8 +489,8 @@ impl Unit {
                             guard.clear_ready();
                             break;
                         }
-                        for &index in &ready {
-                            self.socket_ready(index);
+                        for &token in &ready {
+                            self.socket_ready(token as usize);
                         }
                     }
                 },

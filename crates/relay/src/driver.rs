@@ -14,7 +14,7 @@ use rustix::event::epoll;
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -1116,14 +1116,14 @@ async fn udp_worker(shared: Arc<Shared>, index: usize) {
         later: Vec::new(),
         connect: Vec::new(),
     };
-    let mut tokens: Vec<u64> = Vec::with_capacity(EPOLL_EVENTS);
+    let mut tokens: Vec<u64> = Vec::with_capacity(iris_udp::EPOLL_EVENTS);
     loop {
         let Ok(mut guard) = worker.epoll.readable().await else {
             return;
         };
         let mut rounds = 0;
         while rounds < WORKER_ROUNDS {
-            match ready_tokens(&worker.epoll, &mut tokens) {
+            match iris_udp::ready_tokens(worker.epoll.get_ref().as_fd(), &mut tokens) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
@@ -1159,22 +1159,6 @@ async fn udp_worker(shared: Arc<Shared>, index: usize) {
             tokio::task::yield_now().await;
         }
     }
-}
-
-/// Most ready sockets taken from the epoll set per round.
-const EPOLL_EVENTS: usize = 128;
-
-/// The tokens of the ready sockets in `epoll`, without waiting.
-fn ready_tokens(epoll: &AsyncFd<OwnedFd>, tokens: &mut Vec<u64>) -> rustix::io::Result<()> {
-    let mut events = [const { std::mem::MaybeUninit::<epoll::Event>::uninit() }; EPOLL_EVENTS];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let (ready, _) = epoll::wait(epoll.get_ref(), &mut events, Some(&zero))?;
-    tokens.clear();
-    tokens.extend(ready.iter().map(|e| e.data.u64()));
-    Ok(())
 }
 
 impl WorkerLoop {

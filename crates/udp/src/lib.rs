@@ -7,8 +7,10 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod ready;
 pub mod uring;
 
 pub use batch::{
     BatchSocket, IoCounters, IoStats, RecvBuffers, RingHandle, SendQueue, MMSG, NO_SLOT, SLOT,
 };
+pub use ready::{ready_tokens, EPOLL_EVENTS};
