@@ -45,7 +45,9 @@ fn sockets_bound_to(addr: SocketAddr) -> Vec<RawFd> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_refusing_gso_falls_back_to_one_datagram_per_message() {
-    let handle = start(config()).await;
+    let mut cfg = config();
+    cfg.udp_connect_peers = true;
+    let handle = start(cfg).await;
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&peer, 4 << 20);
     let peer_state = UdpSocketState::new((&peer).into()).unwrap();

@@ -24,6 +24,7 @@ async fn connected_send_sockets_stop_at_a_quarter_of_the_descriptor_limit() {
     .unwrap();
     let run = async {
         let mut cfg = config();
+        cfg.udp_connect_peers = true;
         cfg.max_allocations_per_user = 1000;
         // Every new client's first Allocate is an unauthenticated request (401 challenge).
         cfg.unauthenticated_requests_per_second = 100_000;
