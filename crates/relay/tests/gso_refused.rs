@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use iris_stun::{Attribute, ChannelData, Method};
+use iris_stun::ChannelData;
 use quinn_udp::{RecvMeta, UdpSocketState};
 use std::io::IoSliceMut;
 use std::net::{SocketAddr, UdpSocket};
@@ -51,21 +51,7 @@ async fn kernel_refusing_gso_falls_back_to_one_datagram_per_message() {
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&peer, 4 << 20);
     let peer_state = UdpSocketState::new((&peer).into()).unwrap();
-    let mut client = TurnClient::new(
-        Conn::udp(handle.udp_addrs()[0]).await,
-        "alice",
-        "alice-pass",
-    );
-    let relayed = client.allocate().await;
-    client
-        .expect_success(
-            Method::CHANNEL_BIND,
-            &[
-                Attribute::ChannelNumber(0x4000),
-                Attribute::XorPeerAddress(peer.local_addr().unwrap()),
-            ],
-        )
-        .await;
+    let (mut client, relayed) = alice_with_channel(&handle, peer.local_addr().unwrap()).await;
     // A first ChannelData opens the connected send socket for the peer; then both sockets
     // on the relayed address refuse GSO.
     let mut first = ChannelData::header(0x4000, 4).unwrap().to_vec();

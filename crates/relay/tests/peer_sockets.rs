@@ -48,21 +48,7 @@ async fn wait_peer_sockets(handle: &RelayHandle, want: u64) {
 /// A UDP client with an allocation and channel 0x4000 bound to `peer`, after one
 /// ChannelData relayed to it (which is when a connected send socket gets opened).
 async fn client_with_channel(handle: &RelayHandle, peer: &UdpSocket) -> (TurnClient, SocketAddr) {
-    let mut client = TurnClient::new(
-        Conn::udp(handle.udp_addrs()[0]).await,
-        "alice",
-        "alice-pass",
-    );
-    let relayed = client.allocate().await;
-    client
-        .expect_success(
-            Method::CHANNEL_BIND,
-            &[
-                Attribute::ChannelNumber(0x4000),
-                Attribute::XorPeerAddress(peer.local_addr().unwrap()),
-            ],
-        )
-        .await;
+    let (mut client, relayed) = alice_with_channel(handle, peer.local_addr().unwrap()).await;
     client.conn.send(&frame(0x4000, b"first")).await;
     let (got, from) = peer_recv(peer).await;
     assert_eq!((got.as_slice(), from), (&b"first"[..], relayed));

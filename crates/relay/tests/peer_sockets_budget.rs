@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use iris_stun::{Attribute, ChannelData, Method};
+use iris_stun::ChannelData;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
@@ -33,21 +33,7 @@ async fn connected_send_sockets_stop_at_a_quarter_of_the_descriptor_limit() {
         let peer_addr = peer.local_addr().unwrap();
         let mut clients = Vec::new();
         for i in 0..135u8 {
-            let mut client = TurnClient::new(
-                Conn::udp(handle.udp_addrs()[0]).await,
-                "alice",
-                "alice-pass",
-            );
-            let relayed = client.allocate().await;
-            client
-                .expect_success(
-                    Method::CHANNEL_BIND,
-                    &[
-                        Attribute::ChannelNumber(0x4000),
-                        Attribute::XorPeerAddress(peer_addr),
-                    ],
-                )
-                .await;
+            let (mut client, relayed) = alice_with_channel(&handle, peer_addr).await;
             for k in 0..2u8 {
                 let mut f = ChannelData::header(0x4000, 2).unwrap().to_vec();
                 f.extend_from_slice(&[i, k]);

@@ -199,3 +199,27 @@ pub async fn peer_recv(peer: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     buf.truncate(n);
     (buf, from)
 }
+
+/// A UDP client "alice" with an allocation and channel 0x4000 bound to `peer`; returns the
+/// client and its relayed address.
+pub async fn alice_with_channel(
+    handle: &RelayHandle,
+    peer: SocketAddr,
+) -> (TurnClient, SocketAddr) {
+    let mut client = TurnClient::new(
+        Conn::udp(handle.udp_addrs()[0]).await,
+        "alice",
+        "alice-pass",
+    );
+    let relayed = client.allocate().await;
+    client
+        .expect_success(
+            Method::CHANNEL_BIND,
+            &[
+                Attribute::ChannelNumber(0x4000),
+                Attribute::XorPeerAddress(peer),
+            ],
+        )
+        .await;
+    (client, relayed)
+}
