@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use iris_relay::{IoStats, RelayConfig, RelayHandle};
-use iris_stun::{Attribute, ChannelData, Method};
+use iris_stun::ChannelData;
 use quinn_udp::{RecvMeta, UdpSocketState};
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
@@ -110,32 +110,6 @@ fn relay_config(gso: bool) -> RelayConfig {
     c
 }
 
-/// A TURN client with an allocation and a channel (0x4000, 0x4001…) to each of `peers`;
-/// the test then sends and receives on a std clone of its socket.
-async fn client_with_channels(
-    handle: &RelayHandle,
-    peers: &[SocketAddr],
-) -> (TurnClient, SocketAddr) {
-    let mut client = TurnClient::new(
-        Conn::udp(handle.udp_addrs()[0]).await,
-        "alice",
-        "alice-pass",
-    );
-    let relayed = client.allocate().await;
-    for (i, peer) in peers.iter().enumerate() {
-        client
-            .expect_success(
-                Method::CHANNEL_BIND,
-                &[
-                    Attribute::ChannelNumber(0x4000 + i as u16),
-                    Attribute::XorPeerAddress(*peer),
-                ],
-            )
-            .await;
-    }
-    (client, relayed)
-}
-
 fn frame(channel: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = ChannelData::header(channel, payload.len())
         .unwrap()
@@ -184,7 +158,7 @@ async fn client_to_peers(gso: bool) -> IoStats {
     let handle = start(relay_config(gso)).await;
     let peers = [GroSocket::bind(), GroSocket::bind()];
     let addrs = [peers[0].addr(), peers[1].addr()];
-    let (client, relayed) = client_with_channels(&handle, &addrs).await;
+    let (client, relayed) = alice_with_channels(&handle, &addrs).await;
     let server = handle.udp_addrs()[0];
     let sender = {
         let socket = std_socket(&client.conn);
@@ -288,7 +262,7 @@ async fn many_relays_to_peer(ring: bool) -> IoStats {
     let mut senders = Vec::new();
     let mut relayed_of = Vec::new();
     for _ in 0..CLIENTS {
-        let (client, relayed) = client_with_channels(&handle, &[peer.addr()]).await;
+        let (client, relayed) = alice_with_channels(&handle, &[peer.addr()]).await;
         let socket = std_socket(&client.conn);
         let state = UdpSocketState::new((&socket).into()).unwrap();
         senders.push((GroSocket { socket, state }, client));
@@ -374,7 +348,7 @@ async fn peer_to_clients(gso: bool) -> IoStats {
     const ROUNDS: u16 = 30;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(client_with_channels(&handle, &[peer.addr()]).await);
+        clients.push(alice_with_channels(&handle, &[peer.addr()]).await);
     }
     let mut expected: Vec<Vec<Vec<u8>>> = vec![Vec::new(); CLIENTS];
     let mut seq = 0u16;
@@ -458,7 +432,7 @@ async fn permission_and_cap(gso: bool) {
     let permitted = GroSocket::bind();
     // Another loopback address: a different IP, so no permission covers it.
     let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
-    let (client, relayed) = client_with_channels(&handle, &[permitted.addr()]).await;
+    let (client, relayed) = alice_with_channels(&handle, &[permitted.addr()]).await;
     let receiver = {
         let socket = std_socket(&client.conn);
         let state = UdpSocketState::new((&socket).into()).unwrap();

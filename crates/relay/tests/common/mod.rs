@@ -206,20 +206,31 @@ pub async fn alice_with_channel(
     handle: &RelayHandle,
     peer: SocketAddr,
 ) -> (TurnClient, SocketAddr) {
+    alice_with_channels(handle, &[peer]).await
+}
+
+/// A UDP client "alice" with an allocation and a channel (0x4000, 0x4001…) to each of
+/// `peers`; returns the client and its relayed address.
+pub async fn alice_with_channels(
+    handle: &RelayHandle,
+    peers: &[SocketAddr],
+) -> (TurnClient, SocketAddr) {
     let mut client = TurnClient::new(
         Conn::udp(handle.udp_addrs()[0]).await,
         "alice",
         "alice-pass",
     );
     let relayed = client.allocate().await;
-    client
-        .expect_success(
-            Method::CHANNEL_BIND,
-            &[
-                Attribute::ChannelNumber(0x4000),
-                Attribute::XorPeerAddress(peer),
-            ],
-        )
-        .await;
+    for (i, peer) in peers.iter().enumerate() {
+        client
+            .expect_success(
+                Method::CHANNEL_BIND,
+                &[
+                    Attribute::ChannelNumber(0x4000 + i as u16),
+                    Attribute::XorPeerAddress(*peer),
+                ],
+            )
+            .await;
+    }
     (client, relayed)
 }
