@@ -16,8 +16,9 @@
 # (10.213.0.1); traffic to it stays on the local route like loopback.
 #
 # Reports, per server: forwarded packets/s (media packets the subscribers decrypted), server
-# CPU seconds in the window (/proc/PID/stat utime+stime), packets per CPU-second, publisher →
-# subscriber latency p50/p99 (send time in the payload, one clock), frame and packet loss; then
+# CPU seconds in the window (/proc/PID/stat utime+stime), packets per CPU-second, the latency
+# the server adds, p50/p99 (from the publisher's send_to of a frame's last packet to its arrival
+# in the subscriber's socket, kernel stamp, one clock), frame and packet loss; then
 # the ratio Iris/Janus. Env: PUBLISHERS (4), SUBSCRIBERS (16), LAYER (m), WARMUP (3),
 # DURATION (20), RUNS (1), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), SINGLE_PORT
 # (Iris: 1 = one UDP port, 0 = one port per participant), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
@@ -151,17 +152,21 @@ for s in ("iris", "janus"):
     r[s] = {"pps": med(lambda x: x["pps"]), "server_cpu_s": med(lambda x: x["server_cpu_s"]),
             "pps_per_cpu_s": med(lambda x: x["pps_per_cpu_s"] or 0),
             "video_latency_us": lat("video_latency_us"), "audio_latency_us": lat("audio_latency_us"),
+            "video_write_latency_us": lat("video_write_latency_us"),
             "frame_loss": med(lambda x: x["frame_loss"])}
     if len(runs) > 1:
         print(f"{s} pkt per CPU-second per round: {[round(x['pps_per_cpu_s'] or 0) for x in runs]}")
 print()
 if any(len(glob.glob(os.path.join(work, s + "-*.json"))) > 1 for s in r):
     print("medians over the rounds:")
-print(f"{'server':8} {'fwd pkt/s':>10} {'CPU s':>7} {'pkt/CPU-s':>10} {'video p50/p99 us':>18} {'audio p50/p99 us':>18} {'frame loss':>10}")
+print(f"{'server':8} {'fwd pkt/s':>10} {'CPU s':>7} {'pkt/CPU-s':>10} {'video p50/p99 us':>18} {'audio p50/p99 us':>18} {'frame loss':>10} {'from write: video':>18}")
 for s, x in r.items():
-    v, a = x["video_latency_us"], x["audio_latency_us"]
+    v, a, w = x["video_latency_us"], x["audio_latency_us"], x["video_write_latency_us"]
     print(f"{s:8} {x['pps']:10.0f} {x['server_cpu_s']:7.2f} {x['pps_per_cpu_s'] or 0:10.0f} "
-          f"{str(v['p50']) + ' / ' + str(v['p99']):>18} {str(a['p50']) + ' / ' + str(a['p99']):>18} {100 * x['frame_loss']:9.3f}%")
+          f"{str(v['p50']) + ' / ' + str(v['p99']):>18} {str(a['p50']) + ' / ' + str(a['p99']):>18} {100 * x['frame_loss']:9.3f}% "
+          f"{str(w['p50']) + ' / ' + str(w['p99']):>18}")
+print("(latency: added by the server, from the publisher's send_to to the arrival in the subscriber's socket;"
+      " 'from write' also counts the load generator's packetizing and thread scheduling)")
 if "iris" in r and "janus" in r and r["janus"]["pps_per_cpu_s"]:
     ratio = r["iris"]["pps_per_cpu_s"] / r["janus"]["pps_per_cpu_s"]
     print(f"\nIris/Janus forwarded packets per CPU-second: {ratio:.2f}x (goal >= 1.5x)")

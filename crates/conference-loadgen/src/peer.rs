@@ -37,6 +37,10 @@ pub struct Control {
     pub measuring: AtomicBool,
     /// End the thread.
     pub stop: AtomicBool,
+    /// When the last packet of each frame left its publisher: (publisher, layer, frame) →
+    /// nanoseconds since [`media::epoch`], taken just before the `send_to` that handed it to
+    /// the kernel. Subscribers measure the server's added latency from it.
+    pub sent: Mutex<HashMap<(u16, u8, u32), u64>>,
 }
 
 /// What a peer shows while running.
@@ -96,10 +100,17 @@ pub struct PeerReport {
     pub frames: u64,
     /// Frames that ended (marker) incomplete or without a valid trailer.
     pub bad_frames: u64,
-    /// Publisher → subscriber latency of video frames (last packet), microseconds.
+    /// Added latency of video frames (last packet), microseconds: from the publisher handing
+    /// the packet to its socket to the packet's arrival in the subscriber's socket (kernel
+    /// stamp). The publisher's own packetizing and scheduling are not in it.
     pub video_latency_us: Vec<u32>,
     /// Same for audio packets.
     pub audio_latency_us: Vec<u32>,
+    /// Video latency from the publisher's write (before str0m packetized the frame and the
+    /// publisher thread got to send it), microseconds: includes the load generator's delays.
+    pub video_write_latency_us: Vec<u32>,
+    /// Same for audio packets.
+    pub audio_write_latency_us: Vec<u32>,
     /// Frame ranges per (publisher, layer-or-audio): video layers are merged under 0.
     pub streams: HashMap<(u16, u8), Range>,
     /// Video frames received per layer (l, m, h).
@@ -393,6 +404,18 @@ struct Publishing {
     next_video: u64,
     next_audio: u64,
     want_key: [bool; 3],
+    /// Frames written and not yet sent: (SSRC, layer, frame, send time of its latest packet).
+    written: Vec<(u32, u8, u32, Option<u64>)>,
+}
+
+/// SSRC of an RTP (not RTCP) datagram; SRTP leaves the header in the clear.
+fn rtp_ssrc(d: &[u8]) -> Option<u32> {
+    let (&first, &second) = (d.first()?, d.get(1)?);
+    // Version 2, and not RTCP (payload types 64–95 with the marker bit: RFC 5761 §4).
+    if first & 0xc0 != 0x80 || (64..96).contains(&(second & 0x7f)) {
+        return None;
+    }
+    Some(u32::from_be_bytes(d.get(8..12)?.try_into().ok()?))
 }
 
 fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
@@ -418,6 +441,7 @@ fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
             next_video: 0,
             next_audio: 0,
             want_key: [true; 3],
+            written: Vec::new(),
         }),
         Role::Subscriber => None,
     };
@@ -444,7 +468,13 @@ fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
                 }
                 Ok(Output::Timeout(t)) => break t,
                 Ok(Output::Transmit(t)) => {
+                    let at = media::ns_since_epoch(Instant::now());
                     let _ = socket.send_to(&t.contents, t.destination);
+                    if let (Some(p), Some(ssrc)) = (publishing.as_mut(), rtp_ssrc(&t.contents)) {
+                        for w in p.written.iter_mut().filter(|w| w.0 == ssrc) {
+                            w.3 = Some(at);
+                        }
+                    }
                 }
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
@@ -455,7 +485,12 @@ fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
                         }
                     }
                     Event::RtpPacket(pkt) => {
-                        received(&pkt, measuring, live, &mut report, &mut assembly);
+                        let at = Arrival {
+                            measuring,
+                            live,
+                            control,
+                        };
+                        received(&pkt, &at, &mut report, &mut assembly);
                     }
                     Event::KeyframeRequest(r) => {
                         report.keyframe_requests += 1;
@@ -477,6 +512,16 @@ fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
                 Err(_) => return report,
             }
         };
+        if let Some(p) = publishing.as_mut() {
+            // Everything written so far has left (str0m queued it without pacing).
+            if let Ok(mut sent) = control.sent.lock() {
+                for w in p.written.drain(..) {
+                    if let Some(at) = w.3 {
+                        sent.insert((p.index, w.1, w.2), at);
+                    }
+                }
+            }
+        }
         let now = Instant::now();
         let wake = wake.min(timeout);
         let wait = wake
@@ -545,12 +590,19 @@ fn send_due(
             };
             let data = media::video_frame(i, key, &t);
             let time = MediaTime::new(frame * 3000, Frequency::NINETY_KHZ);
-            if w.rid(Rid::from(layer.rid))
+            let ok = w
+                .rid(Rid::from(layer.rid))
                 .write(pt, sent, time, data)
-                .is_ok()
-                && measuring
-            {
+                .is_ok();
+            if ok && measuring {
                 report.sent_video += 1;
+            }
+            let ssrc = rtc
+                .direct_api()
+                .stream_tx_by_mid(mid, Some(Rid::from(layer.rid)))
+                .map(|s| *s.ssrc());
+            if let (true, Some(ssrc)) = (ok, ssrc) {
+                p.written.push((ssrc, i as u8, frame as u32, None));
             }
         }
     }
@@ -574,21 +626,34 @@ fn send_due(
             sent_ns: media::ns_since_epoch(sent),
         };
         let time = MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ);
-        if w.audio_level(-30, true)
+        let ok = w
+            .audio_level(-30, true)
             .write(pt, sent, time, media::audio_frame(&t))
-            .is_ok()
-            && measuring
-        {
+            .is_ok();
+        if ok && measuring {
             report.sent_audio += 1;
+        }
+        let ssrc = rtc
+            .direct_api()
+            .stream_tx_by_mid(mid, None)
+            .map(|s| *s.ssrc());
+        if let (true, Some(ssrc)) = (ok, ssrc) {
+            p.written.push((ssrc, AUDIO_LAYER, n as u32, None));
         }
     }
     video_at(p.next_video).min(audio_at(p.next_audio))
 }
 
+/// What a subscriber needs to account for an arriving frame.
+struct Arrival<'a> {
+    measuring: bool,
+    live: &'a Live,
+    control: &'a Control,
+}
+
 fn received(
     pkt: &RtpPacket,
-    measuring: bool,
-    live: &Live,
+    at: &Arrival<'_>,
     report: &mut PeerReport,
     assembly: &mut HashMap<u32, Assembly>,
 ) {
@@ -597,7 +662,7 @@ fn received(
     }
     let ssrc = *pkt.header.ssrc;
     let seq = *pkt.seq_no;
-    if measuring {
+    if at.measuring {
         report.packets += 1;
         report.bytes += pkt.payload.len() as u64;
         let e = report.seq.entry(ssrc).or_insert((seq, seq, 0));
@@ -608,8 +673,8 @@ fn received(
     let video = pkt.time.frequency() == Frequency::NINETY_KHZ;
     if !video {
         match media::parse_trailer(&pkt.payload) {
-            Some(t) => frame_done(&t, pkt.timestamp, measuring, live, report),
-            None if measuring => report.bad_frames += 1,
+            Some(t) => frame_done(&t, pkt.timestamp, at, report),
+            None if at.measuring => report.bad_frames += 1,
             None => {}
         }
         return;
@@ -636,14 +701,19 @@ fn received(
         };
         a.open = false;
         match trailer {
-            Some(t) => frame_done(&t, pkt.timestamp, measuring, live, report),
-            None if measuring => report.bad_frames += 1,
+            Some(t) => frame_done(&t, pkt.timestamp, at, report),
+            None if at.measuring => report.bad_frames += 1,
             None => {}
         }
     }
 }
 
-fn frame_done(t: &Trailer, at: Instant, measuring: bool, live: &Live, report: &mut PeerReport) {
+fn frame_done(t: &Trailer, arrived: Instant, at: &Arrival<'_>, report: &mut PeerReport) {
+    let Arrival {
+        measuring,
+        live,
+        control,
+    } = *at;
     live.frames.fetch_add(1, Ordering::Relaxed);
     let audio = t.layer == AUDIO_LAYER;
     if audio {
@@ -657,8 +727,14 @@ fn frame_done(t: &Trailer, at: Instant, measuring: bool, live: &Live, report: &m
         return;
     }
     report.frames += 1;
-    let us = media::ns_since_epoch(at).saturating_sub(t.sent_ns) / 1000;
-    let us = u32::try_from(us).unwrap_or(u32::MAX);
+    let arrived = media::ns_since_epoch(arrived);
+    let micros = |from: u64| u32::try_from(arrived.saturating_sub(from) / 1000).unwrap_or(u32::MAX);
+    let from_write = micros(t.sent_ns);
+    let sent = control
+        .sent
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&(t.publisher, t.layer, t.frame)).copied());
     let kind = if audio { AUDIO_LAYER } else { 0 };
     report
         .streams
@@ -666,9 +742,11 @@ fn frame_done(t: &Trailer, at: Instant, measuring: bool, live: &Live, report: &m
         .or_default()
         .add(t.frame);
     if audio {
-        report.audio_latency_us.push(us);
+        report.audio_write_latency_us.push(from_write);
+        report.audio_latency_us.extend(sent.map(micros));
     } else {
-        report.video_latency_us.push(us);
+        report.video_write_latency_us.push(from_write);
+        report.video_latency_us.extend(sent.map(micros));
         if let Some(n) = report.layers.get_mut(usize::from(t.layer)) {
             *n += 1;
         }

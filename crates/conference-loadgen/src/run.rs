@@ -75,10 +75,15 @@ pub struct Report {
     pub frame_loss: f64,
     /// Packet loss from RTP sequence gaps.
     pub packet_loss: f64,
-    /// Video latency p50, p99, max (µs).
+    /// Video added latency p50, p99, max (µs): publisher socket → subscriber socket.
     pub video_us: [u32; 3],
-    /// Audio latency p50, p99, max (µs).
+    /// Audio added latency p50, p99, max (µs).
     pub audio_us: [u32; 3],
+    /// Video latency from the publisher's write p50, p99, max (µs): with the load
+    /// generator's own packetizing and thread scheduling (the figure before 2026-12-01 evening).
+    pub video_write_us: [u32; 3],
+    /// Same for audio.
+    pub audio_write_us: [u32; 3],
     /// Time datagrams waited in subscriber sockets for their thread, p50, p99, max (µs): the
     /// load generator's own delay, left out of the latencies.
     pub socket_wait_us: [u32; 3],
@@ -121,6 +126,8 @@ impl Report {
             "packet_loss": self.packet_loss,
             "video_latency_us": {"p50": self.video_us[0], "p99": self.video_us[1], "max": self.video_us[2]},
             "audio_latency_us": {"p50": self.audio_us[0], "p99": self.audio_us[1], "max": self.audio_us[2]},
+            "video_write_latency_us": {"p50": self.video_write_us[0], "p99": self.video_write_us[1], "max": self.video_write_us[2]},
+            "audio_write_latency_us": {"p50": self.audio_write_us[0], "p99": self.audio_write_us[1], "max": self.audio_write_us[2]},
             "socket_wait_us": {"p50": self.socket_wait_us[0], "p99": self.socket_wait_us[1], "max": self.socket_wait_us[2]},
             "layers": self.layers,
             "complete_subscribers": self.complete_subscribers,
@@ -143,8 +150,9 @@ impl Report {
              \x20 packets per CPU-second     {per_cpu}\n\
              \x20 video latency p50/p99/max  {v0} / {v1} / {v2} us\n\
              \x20 audio latency p50/p99/max  {a0} / {a1} / {a2} us\n\
-             \x20 (publisher write -> arrival in the subscriber's socket; subscriber threads then\n\
-             \x20 waited p50/p99/max {w0} / {w1} / {w2} us to read it)\n\
+             \x20 (added latency: the publisher's send_to -> arrival in the subscriber's socket)\n\
+             \x20 from the publisher's write: video {vw0} / {vw1} / {vw2} us, audio {aw0} / {aw1} / {aw2} us\n\
+             \x20 (subscriber threads then waited p50/p99/max {w0} / {w1} / {w2} us to read it)\n\
              \x20 frame loss {fl:.4} %, packet loss {pl:.4} %, damaged frames {bad}\n\
              \x20 layers received l/m/h      {l0} / {l1} / {l2}; complete subscribers {cs}/{s}; PLIs {k}\n\
              \x20 frames sent {sent}, received {frames}",
@@ -159,6 +167,12 @@ impl Report {
             a0 = self.audio_us[0],
             a1 = self.audio_us[1],
             a2 = self.audio_us[2],
+            vw0 = self.video_write_us[0],
+            vw1 = self.video_write_us[1],
+            vw2 = self.video_write_us[2],
+            aw0 = self.audio_write_us[0],
+            aw1 = self.audio_write_us[1],
+            aw2 = self.audio_write_us[2],
             w0 = self.socket_wait_us[0],
             w1 = self.socket_wait_us[1],
             w2 = self.socket_wait_us[2],
@@ -424,6 +438,7 @@ pub async fn run(target: &Target, load: &Load) -> Result<Report> {
     let mut video = Vec::new();
     let mut audio = Vec::new();
     let mut waits = Vec::new();
+    let (mut video_write, mut audio_write) = (Vec::new(), Vec::new());
     let (mut packets, mut frames, mut bad, mut layers) = (0, 0, 0, [0_u64; 3]);
     let (mut expected_frames, mut got_frames, mut expected_packets, mut got_packets) = (0, 0, 0, 0);
     for s in subs {
@@ -443,6 +458,8 @@ pub async fn run(target: &Target, load: &Load) -> Result<Report> {
         }
         video.extend(s.video_latency_us);
         audio.extend(s.audio_latency_us);
+        video_write.extend(s.video_write_latency_us);
+        audio_write.extend(s.audio_write_latency_us);
         waits.extend(s.socket_wait_us);
     }
     let _ = AUDIO_LAYER;
@@ -467,6 +484,8 @@ pub async fn run(target: &Target, load: &Load) -> Result<Report> {
         packet_loss: loss(got_packets, expected_packets),
         video_us: percentiles(video),
         audio_us: percentiles(audio),
+        video_write_us: percentiles(video_write),
+        audio_write_us: percentiles(audio_write),
         socket_wait_us: percentiles(waits),
         layers,
         complete_subscribers,

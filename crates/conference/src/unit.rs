@@ -26,7 +26,7 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, PacerReason, Reason, Rtc};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
@@ -431,6 +431,63 @@ struct Session {
     last_seen: Instant,
     next_timeout: Instant,
     connected: bool,
+    /// Pacer bookkeeping of forwarded media (see [`Gate`]).
+    gate: Gate,
+}
+
+/// When str0m's pacer may wait: after each RTP packet it sends, the leaky-bucket pacer asks
+/// for a timeout before it hands out the next one ([`PacerReason::Immediate`]). When nothing
+/// written is left in the queue, that timeout serves no packet: the next write's own due
+/// timeout clears it too. Answering it at once cost a full `Rtc::handle_timeout` (ICE, DTLS,
+/// every stream, BWE) per forwarded packet on top of the write's own (bench/conference
+/// profile: `do_handle_timeout` 23 % of the unit). It is left for the next write or the end of
+/// the unit's loop turn instead, unless the pacer is sending padding or retransmissions (a BWE
+/// probe, whose timing matters). Deferring it by a fixed 10 ms instead slowed probes down:
+/// TWCC step-downs to the low layer in bench/conference.
+#[derive(Default)]
+struct Gate {
+    /// Media packets written and not yet seen leaving.
+    pending: u32,
+    /// SSRCs of the slot streams media is written to.
+    media_ssrcs: Vec<u32>,
+    /// Last time a packet of another SSRC (RTX, padding: probing) left.
+    other_at: Option<Instant>,
+}
+
+/// Packets other than media (probes) within this long keep every pacer timeout immediate.
+const PROBE_QUIET: Duration = Duration::from_millis(500);
+
+impl Gate {
+    /// Counts one transmit (RTP media leaving, or a probe).
+    fn sent(&mut self, datagram: &[u8], now: Instant) {
+        let Some(ssrc) = rtp_ssrc(datagram) else {
+            return;
+        };
+        if self.media_ssrcs.contains(&ssrc) {
+            self.pending = self.pending.saturating_sub(1);
+        } else {
+            self.other_at = Some(now);
+        }
+    }
+
+    /// Whether the due timeout `rtc` asks for may wait for the next write.
+    fn may_defer(&self, rtc: &Rtc, now: Instant) -> bool {
+        self.pending == 0
+            && rtc.last_timeout_reason() == Reason::Pacer(PacerReason::Immediate)
+            && self
+                .other_at
+                .is_none_or(|t| now.saturating_duration_since(t) > PROBE_QUIET)
+    }
+}
+
+/// SSRC of an RTP datagram (SRTP keeps the header in the clear); `None` for RTCP, STUN, DTLS.
+fn rtp_ssrc(d: &[u8]) -> Option<u32> {
+    let (&first, &second) = (d.first()?, d.get(1)?);
+    // Version 2, and not RTCP (payload types 64–95 with the marker bit: RFC 5761 §4).
+    if first & 0xc0 != 0x80 || (64..96).contains(&(second & 0x7f)) {
+        return None;
+    }
+    Some(u32::from_be_bytes(d.get(8..12)?.try_into().ok()?))
 }
 
 /// What a polled session produced that concerns others.
@@ -540,9 +597,14 @@ impl Unit {
                 // A GRO train holds several datagrams of `stride` bytes.
                 for datagram in rx.data(i).chunks(stride) {
                     self.datagram(index, socket.local, source, datagram, now);
+                    // What this datagram fanned out to leaves before the next one is read:
+                    // str0m releases one packet per receiver poll either way, so polling per
+                    // datagram costs no more than per batch, and the first datagram of a
+                    // batch no longer waits for the whole batch (bench/conference p99).
+                    self.poll_touched();
+                    self.sockets.flush();
                 }
             }
-            self.poll_touched();
             if n < rx.meta.len() {
                 break;
             }
@@ -649,6 +711,7 @@ impl Unit {
                 .collect(),
             last_seen: now,
             next_timeout: now,
+            gate: Gate::default(),
             connected: false,
         };
         self.sessions.insert(id, session);
@@ -970,14 +1033,15 @@ impl Unit {
             }
             let out = catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output()));
             match out {
-                Ok(Ok(Output::Timeout(t))) => {
-                    if release_due(&mut s.rtc, t, &mut due) {
-                        continue;
+                Ok(Ok(Output::Timeout(t))) => match on_timeout(s, t, &mut due) {
+                    Some(at) => {
+                        s.next_timeout = at;
+                        break;
                     }
-                    s.next_timeout = t;
-                    break;
-                }
+                    None => continue,
+                },
                 Ok(Ok(Output::Transmit(t))) => {
+                    s.gate.sent(&t.contents, Instant::now());
                     self.sockets.send(s.socket, t.destination, &t.contents);
                 }
                 Ok(Ok(Output::Event(e))) => match e {
@@ -1051,14 +1115,15 @@ impl Unit {
         let mut due = 0;
         for _ in 0..10_000 {
             match catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output())) {
-                Ok(Ok(Output::Timeout(t))) => {
-                    if release_due(&mut s.rtc, t, &mut due) {
-                        continue;
+                Ok(Ok(Output::Timeout(t))) => match on_timeout(s, t, &mut due) {
+                    Some(at) => {
+                        s.next_timeout = at;
+                        break;
                     }
-                    s.next_timeout = t;
-                    break;
-                }
+                    None => continue,
+                },
                 Ok(Ok(Output::Transmit(t))) => {
+                    s.gate.sent(&t.contents, Instant::now());
                     self.sockets.send(s.socket, t.destination, &t.contents)
                 }
                 Ok(Ok(Output::Event(Event::KeyframeRequest(r)))) => held.push((r.mid, r.kind)),
@@ -1213,6 +1278,11 @@ fn write_route(
     let Some(stream) = api.stream_tx_by_mid(mid, None) else {
         return false;
     };
+    let ssrc = *stream.ssrc();
+    if !s.gate.media_ssrcs.contains(&ssrc) {
+        s.gate.media_ssrcs.push(ssrc);
+    }
+    s.gate.pending += 1;
     // Forwarded as it comes, like the publisher paced it: str0m's pacer (leaky bucket at the
     // TWCC estimate × 1.1, probes) held packets back and made the latency tail
     // (bench/conference). The estimate still drives the room's layer step-down.
@@ -1236,6 +1306,26 @@ fn write_route(
 fn is_keyframe(params: PayloadParams, payload: &[u8]) -> bool {
     params.spec().codec == Codec::Vp8
         && Vp8Descriptor::parse(payload).is_ok_and(|d| d.starts_keyframe(payload))
+}
+
+/// Handles the timeout `t` a session asked for if it is due (`None`: poll again); otherwise
+/// says when to wake it: at `t`, or a little later for a pacer timeout with nothing behind it.
+fn on_timeout(s: &mut Session, t: Instant, rounds: &mut u32) -> Option<Instant> {
+    let now = Instant::now();
+    if t <= now && s.gate.may_defer(&s.rtc, now) {
+        // Left due: the next write to this receiver clears it, or the unit's loop does at
+        // the end of this turn (`Unit::run`), so nothing waits past the batch in hand.
+        metrics::counter!("iris_conference_pacer_timeouts_deferred_total").increment(1);
+        return Some(t);
+    }
+    if release_due(&mut s.rtc, t, rounds) {
+        return None;
+    }
+    if t > now {
+        // Nothing is queued: str0m asks for an unpaced packet's timeout at once.
+        s.gate.pending = 0;
+    }
+    Some(t)
 }
 
 /// Most due timeouts handled in one poll (bounds the loop if a session keeps asking).
