@@ -67,6 +67,9 @@ args_for() {
         video-50k-down) echo "--size 1200 --rate 50000 --direction down" ;;
         video-50k-burst-down) echo "--size 1200 --rate 50000 --burst 8 --direction down" ;;
         audio-max-down) echo "--size 160 --rate 0 --batch 32 --direction down" ;;
+        # Any other paced rate, for capacity sweeps (CAPACITY=1): audio-NNk, video-NNk.
+        audio-*k) echo "--size 160 --rate $(( ${1//[^0-9]/} * 1000 ))" ;;
+        video-*k) echo "--size 1200 --rate $(( ${1//[^0-9]/} * 1000 ))" ;;
         *) echo "unknown scenario $1" >&2; exit 1 ;;
     esac
 }
