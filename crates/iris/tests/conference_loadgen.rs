@@ -51,6 +51,10 @@ async fn loadgen_publishers_reach_subscribers_through_the_unit() {
     );
     assert!(report.packets > 0 && report.frames > 0, "media forwarded");
     assert!(
+        report.video_us[2] > 0 && report.audio_us[2] > 0,
+        "the added latency is measured from the publishers' sends (found by SSRC)"
+    );
+    assert!(
         report.layers[0] > 0,
         "the grid view at 180p gets the low layer"
     );
