@@ -213,7 +213,19 @@ expected() {
 
 ROWS=()
 FAILED=0
-for s in "${SCENARIOS[@]}"; do
+# LAB_RETRIES (1): a failed scenario runs once more at the end, and passes only if that run
+# passes; the table marks it "pass*" and the failure stays in the log above it. Known
+# intermittent (2026-12-01, about 1 in 4 S7 runs, with or without the relay's connected send
+# sockets): after the caller's address change Chromium moves to its new srflx candidate
+# without an ICE restart and the callee → caller direction stays silent for 30 s.
+RETRIES=${LAB_RETRIES:-1}
+declare -A TRIES=()
+RETRIED=()
+QUEUE=("${SCENARIOS[@]}")
+qi=0
+while [ "$qi" -lt "${#QUEUE[@]}" ]; do
+  s=${QUEUE[$qi]}; qi=$((qi + 1))
+  TRIES[$s]=$(( ${TRIES[$s]:-0} + 1 ))
   t0=$(date +%s)
   log "== $s: building"
   build "$s"
@@ -247,7 +259,18 @@ for s in "${SCENARIOS[@]}"; do
   [ "$login" = true ] && login=yes || login=no
   [ "$chat" = - ] && chat=no || chat="yes ${chat}ms"
   status=pass
-  { [ "$nc_ok" = yes ] && [ "$call_ok" = true ]; } || { status=FAIL; FAILED=1; }
+  { [ "$nc_ok" = yes ] && [ "$call_ok" = true ]; } || status=FAIL
+  if [ "$status" = FAIL ] && [ "${TRIES[$s]}" -le "$RETRIES" ]; then
+    log "$s: FAILED on try ${TRIES[$s]}; it runs once more at the end (LAB_RETRIES=$RETRIES)"
+    RETRIED+=("$s")
+    QUEUE+=("$s")
+    teardown
+    # The second run starts from a fresh server (accounts, certificate).
+    rm -rf "$WORK/data-$s"
+    continue
+  fi
+  [ "$status" = pass ] || FAILED=1
+  if [ "$status" = pass ] && [ "${TRIES[$s]}" -gt 1 ]; then status="pass*"; fi
   ROWS+=("$s|$code ${summary:0:62}|$nc_ok|$login|$chat|$ttfm|$gap|$pair|$status|$(( $(date +%s) - t0 ))")
   teardown
 done
@@ -259,4 +282,7 @@ for row in "${ROWS[@]}"; do
   IFS='|' read -r s nc ncok login chat ttfm gap pair st secs <<< "$row"
   printf "$fmt" "$s" "$nc" "$ncok" "$login" "$chat" "$ttfm" "$gap" "$pair" "$st" "$secs"
 done
+if [ ${#RETRIED[@]} -gt 0 ]; then
+  printf '(failed once and ran again: %s; pass* = passed on that second run)\n' "${RETRIED[*]}"
+fi
 exit $FAILED
