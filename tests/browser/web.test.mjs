@@ -362,6 +362,31 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await mediaFlows(ann, "after the responder's network change (ann)");
     await mediaFlows(bob, "after the responder's network change (bob)");
     console.log(`ICE restart asked by the responder: media flowing again ${Date.now() - askedAt} ms after its network change`);
+    // One-way media with no event at all (what an address change can leave behind: ICE still
+    // "connected", no network event): bob stops sending without telling anyone; ann's watchdog
+    // sees her inbound bytes stall and restarts ICE.
+    const annStall = await ufrags(ann);
+    const setActive = (p, active) => p.evaluate(async (active) => {
+      for (const s of window.iris.calls.current.pc.getSenders()) {
+        if (!s.track) continue;
+        const params = s.getParameters();
+        params.encodings.forEach((e) => (e.active = active));
+        await s.setParameters(params);
+      }
+    }, active);
+    const stalledAt = Date.now();
+    await setActive(bob, false);
+    await ann.waitForFunction((old) => {
+      const pc = window.iris.calls.current.pc;
+      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
+      return pc.signalingState === "stable" && u(pc.localDescription) !== old[0] && u(pc.remoteDescription) !== old[1];
+    }, annStall, { timeout: T });
+    const restartMs = Date.now() - stalledAt;
+    console.log(`stalled inbound media: ICE restarted ${restartMs} ms after the peer went silent`);
+    assert.ok(restartMs >= 2000, `no restart before the stall window (${restartMs} ms)`);
+    await setActive(bob, true);
+    await mediaFlows(ann, "after the stall restart (ann)");
+    await mediaFlows(bob, "after the stall restart (bob)");
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
     for (const p of [ann, bob]) await p.evaluate(() => (window.iris.calls.relayOnly = false));
   });

@@ -1,6 +1,6 @@
 //! 1:1 calls: XEP-0353 ringing (propose/retract/reject/proceed/finish), XEP-0166/0167 Jingle
 //! sessions with XEP-0176 trickle ICE over transport-info, ICE restart by the initiator when the
-//! connection drops or either side's network changes, mute (XEP-0167 session-info), screen sharing by
+//! connection drops, either side's network changes or inbound media stalls, mute (XEP-0167 session-info), screen sharing by
 //! replacing the outgoing video track, device choice. Media comes from getUserMedia /
 //! getDisplayMedia; ICE servers from GET /api/v1/ice-servers. Group calls are not handled here.
 import { App } from "./app";
@@ -43,6 +43,42 @@ export interface Call {
 }
 
 const RING_TIMEOUT_MS = 45000;
+/** Inbound media that stops growing for this long on a connected call counts as a dead path. */
+export const MEDIA_STALL_MS = 2500;
+/** Watchdog restarts back off (a peer that really stopped sending is not restarted every 2.5 s). */
+const STALL_BACKOFF_MS = [0, 10000, 30000, 60000];
+
+/** Decides when inbound media has stalled: fed the total inbound RTP bytes once a second, it
+ * answers true when a restart is due. It arms only after bytes were seen growing (a peer that
+ * sends nothing, e.g. no microphone and no camera, never trips it), and after each trip it waits
+ * longer (STALL_BACKOFF_MS) unless media resumed in between. */
+export class StallWatch {
+  private last = -1;
+  private since = 0;
+  private armed = false;
+  private trips = 0;
+  private nextAt = 0;
+
+  sample(bytes: number, now: number): boolean {
+    if (bytes !== this.last) {
+      if (this.last >= 0 && bytes > this.last) {
+        // Media resumed after a stall: the next stall restarts at once again.
+        if (this.armed && now - this.since >= MEDIA_STALL_MS) {
+          this.trips = 0;
+          this.nextAt = 0;
+        }
+        this.armed = true;
+      }
+      this.last = bytes;
+      this.since = now;
+      return false;
+    }
+    if (!this.armed || now - this.since < MEDIA_STALL_MS || now < this.nextAt) return false;
+    this.nextAt = now + STALL_BACKOFF_MS[Math.min(this.trips + 1, STALL_BACKOFF_MS.length - 1)];
+    this.trips++;
+    return true;
+  }
+}
 
 export class Calls {
   current: Call | null = null;
@@ -316,6 +352,7 @@ export class Calls {
       }
       this.app.emit();
     };
+    this.watchMedia(c, pc);
     pc.oniceconnectionstatechange = () => {
       if (this.current !== c || c.role !== "initiator") return;
       const st = pc.iceConnectionState;
@@ -325,6 +362,29 @@ export class Calls {
       }
     };
     return pc;
+  }
+
+  /** One-way media: after an address change the browsers may keep a pair on which the peer's
+   * packets no longer arrive while ICE still reads "connected" (checks pass one way, consent
+   * takes 30 s to expire), so neither state change nor network event restarts ICE. The receiver
+   * notices: inbound RTP bytes (audio keeps flowing while muted; only track.enabled is cleared)
+   * stop growing for MEDIA_STALL_MS, and the call is restarted as for a network change. */
+  private watchMedia(c: Call, pc: RTCPeerConnection) {
+    const watch = new StallWatch();
+    const id = setInterval(() => {
+      if (this.current !== c || c.pc !== pc || c.state !== "active" || c.restarting) return;
+      void pc.getStats().then((stats) => {
+        let bytes = 0;
+        stats.forEach((s) => {
+          if (s.type === "inbound-rtp") bytes += (s as RTCInboundRtpStreamStats).bytesReceived ?? 0;
+        });
+        if (watch.sample(bytes, Date.now()) && this.current === c) {
+          console.info("iris: inbound media stalled, restarting ICE");
+          this.networkChanged();
+        }
+      }, () => {});
+    }, 1000);
+    c.timers.push(id as unknown as ReturnType<typeof setTimeout>);
   }
 
   private localCreds(pc: RTCPeerConnection, mid: string) {
@@ -621,6 +681,7 @@ export class Calls {
   }
 
   private cleanup(c: Call, reason: string) {
+    // clearTimeout also clears intervals (one id pool, HTML §8.6).
     c.timers.forEach(clearTimeout);
     c.state = "ended";
     c.reason = reason;

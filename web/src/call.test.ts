@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { MEDIA_STALL_MS, StallWatch } from "./call";
+
+/** Feeds one sample a second: `bytes[i]` at second i; answers the seconds at which it tripped. */
+function trips(bytes: number[]): number[] {
+  const w = new StallWatch();
+  const out: number[] = [];
+  bytes.forEach((b, i) => w.sample(b, i * 1000) && out.push(i));
+  return out;
+}
+
+describe("StallWatch (one-way media watchdog)", () => {
+  it("stays quiet while inbound bytes grow", () => {
+    expect(trips([0, 100, 200, 300, 400, 500, 600, 700])).toEqual([]);
+  });
+
+  it("trips once the bytes stop growing for MEDIA_STALL_MS", () => {
+    expect(MEDIA_STALL_MS).toBeLessThanOrEqual(3000);
+    // Growth until second 2, then flat: the stall is due at 2 + 2.5 s, sampled at second 5.
+    expect(trips([0, 100, 200, 200, 200, 200, 200])).toEqual([5]);
+  });
+
+  it("never arms for a peer that sends nothing", () => {
+    expect(trips(new Array(20).fill(0))).toEqual([]);
+    expect(trips(new Array(20).fill(500))).toEqual([]);
+  });
+
+  it("backs off while media stays stalled", () => {
+    const flat = [0, 100, ...new Array(120).fill(100)];
+    // At 4 s, then 10 s, 30 s and 60 s apart.
+    expect(trips(flat)).toEqual([4, 14, 44, 104]);
+  });
+
+  it("restarts at once again after media resumed", () => {
+    const b = [0, 100, 100, 100, 100, 100, 200, 300, 400, 400, 400, 400, 400];
+    // First stall trips at 4; media resumes at 6, stalls from 8 and trips at 11 (not 14).
+    expect(trips(b)).toEqual([4, 11]);
+  });
+});
