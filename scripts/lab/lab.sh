@@ -251,7 +251,7 @@ while [ "$qi" -lt "${#QUEUE[@]}" ]; do
   set -e
   field() { node -e 'let r={};try{r=JSON.parse(process.argv[1])}catch(e){};const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],r);console.log(v==null?"-":v)' "$call" "$1"; }
   call_ok=$(field ok); login=$(field login); chat=$(field chat_ms); ttfm=$(field ttfm_ms); gap=$(field gap_ms); gaps="$(field gaps_ms.caller)/$(field gaps_ms.callee)"; pair=$(field a.pair)
-  [ "$call_ok" = true ] || { log "$s: call failed in step $(field step): $(field error)"; tail -n 20 "$WORK/call-$s.err" >&2; }
+  [ "$call_ok" = true ] || { log "$s: call failed in step $(field step): $(field error)"; tail -n "${LAB_TAIL:-20}" "$WORK/call-$s.err" >&2; }
   log "$s: call $call"
   # after an address change the call resumes within a few seconds (10 s at most here).
   if [ "$s" = S7 ] && { [ "$gap" = "-" ] || [ "$gap" -gt 10000 ]; }; then call_ok=false; fi

@@ -82,7 +82,7 @@ async function open(u) {
     });
   }
   const page = await context.newPage();
-  page.on("console", (m) => m.type() === "error" && log(`${u.login} console: ${m.text()}`));
+  page.on("console", (m) => (m.type() === "error" || m.type() === "warning") && log(`${u.login} console: ${m.text()}`));
   page.on("pageerror", (e) => log(`${u.login} page error: ${e.message}`));
   return page;
 }

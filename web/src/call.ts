@@ -379,7 +379,7 @@ export class Calls {
           if (s.type === "inbound-rtp") bytes += (s as RTCInboundRtpStreamStats).bytesReceived ?? 0;
         });
         if (watch.sample(bytes, Date.now()) && this.current === c) {
-          console.info("iris: inbound media stalled, restarting ICE");
+          console.warn("iris: inbound media stalled, restarting ICE");
           this.networkChanged();
         }
       }, () => {});

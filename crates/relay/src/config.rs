@@ -183,7 +183,7 @@ impl Default for RelayConfig {
             allow_peers: Vec::new(),
             deny_peers: Vec::new(),
             max_allocations: 10_000,
-            max_allocations_per_user: 10,
+            max_allocations_per_user: iris_turn::DEFAULT_MAX_ALLOCATIONS_PER_USER,
             bandwidth_bytes_per_second: None,
             nonce_lifetime_secs: 600,
             unauthenticated_requests_per_second: 20,

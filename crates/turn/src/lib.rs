@@ -29,5 +29,5 @@ pub use peer_policy::{Cidr, DefaultPeerPolicy, PeerPolicy};
 pub use server::{
     Bandwidth, Counters, DeleteReason, Event, FiveTuple, Forward, PortRequest, RateLimit,
     RelayAllocator, RelayAllocatorError, RelayGrant, RelayRequest, RelayedAddress, Server,
-    ServerConfig, Transmit, Transport,
+    ServerConfig, Transmit, Transport, DEFAULT_MAX_ALLOCATIONS_PER_USER,
 };

@@ -193,6 +193,13 @@ impl std::fmt::Debug for ServerConfig {
     }
 }
 
+/// Default most allocations per user. A browser allocates once per TURN URL and per network
+/// interface, again at every ICE restart (the old generation's allocations live until it is
+/// pruned), and again per tab or device; with 4 URLs, a lab test of two address changes hit a
+/// quota of 10 and its restarted call got no relay candidates. coturn's default is unlimited;
+/// the total `max_allocations` stays the hard bound.
+pub const DEFAULT_MAX_ALLOCATIONS_PER_USER: usize = 40;
+
 /// Upper bound of a challenge (401/438) response without SOFTWARE, in bytes.
 pub const MAX_CHALLENGE_LEN: usize = 20 + 8 + 16 + 4 + 764 + 4 + 40 + 4 + 8;
 
@@ -209,7 +216,7 @@ impl Default for ServerConfig {
             channel_lifetime: Duration::from_secs(600),
             reservation_lifetime: Duration::from_secs(30),
             max_allocations: 10_000,
-            max_allocations_per_user: 10,
+            max_allocations_per_user: DEFAULT_MAX_ALLOCATIONS_PER_USER,
             bandwidth: None,
             unauthenticated_rate: RateLimit {
                 per_second: 20,

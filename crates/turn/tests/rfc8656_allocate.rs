@@ -318,6 +318,39 @@ fn rfc8656_7_2_per_user_quota_gets_486() {
     allocate(&mut net, &mut bob);
 }
 
+/// The default per-user quota leaves room for what one browser does in a call on the move: an
+/// allocation per TURN URL (4 in /api/v1/ice-servers) and per network interface (2 here), again
+/// at each of two ICE restarts while the earlier generations still live (24 in all). With the
+/// old default of 10 the lab's address-change scenario (S7) lost its relay candidates.
+#[test]
+fn default_per_user_quota_survives_two_ice_restarts_on_two_interfaces() {
+    let mut net = Net::new();
+    let mut port = 5000;
+    for _generation in 0..3 {
+        for interface in ["203.0.113.5", "198.51.100.7"] {
+            for _url in 0..4 {
+                let mut c = Client::new(&format!("{interface}:{port}"), "alice", "alice-pass");
+                allocate(&mut net, &mut c);
+                port += 1;
+            }
+        }
+    }
+    // Still finite: the quota is reached, then 486.
+    let quota = iris_turn::DEFAULT_MAX_ALLOCATIONS_PER_USER;
+    assert!(quota < 100, "a per-user quota stays finite");
+    for _ in 24..quota {
+        let mut c = Client::new(&format!("203.0.113.5:{port}"), "alice", "alice-pass");
+        allocate(&mut net, &mut c);
+        port += 1;
+    }
+    let mut over = Client::new(&format!("203.0.113.5:{port}"), "alice", "alice-pass");
+    assert_eq!(
+        net.transact(&mut over, Method::ALLOCATE, &[UDP])
+            .error_code(),
+        Some(486)
+    );
+}
+
 #[test]
 fn rfc8656_7_2_total_quota_gets_486_and_no_port_gets_508() {
     let mut cfg = config();
