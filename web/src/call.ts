@@ -35,6 +35,10 @@ export interface Call {
   offer: XEl | null;
   signalled: boolean;
   restarting: boolean;
+  /** A restart was asked for while one was in flight: run it once that one is answered (its
+   * candidates may have been gathered on the network that just went away). */
+  restartAgain: boolean;
+  restartGen: number;
   remoteSdp: string;
   pendingRemote: RTCIceCandidateInit[];
   pendingLocal: XEl[];
@@ -136,7 +140,7 @@ export class Calls {
     return {
       sid, peer, peerFull, role, video, state: role === "initiator" ? "outgoing" : "incoming", pc: null, local: null,
       remote: new MediaStream(), startedAt: 0, muted: false, cameraOff: !video, sharing: false, remoteSharing: false,
-      remoteMuted: false, reason: "", relayOnly: this.relayOnly, offer: null, signalled: false, restarting: false,
+      remoteMuted: false, reason: "", relayOnly: this.relayOnly, offer: null, signalled: false, restarting: false, restartAgain: false, restartGen: 0,
       remoteSdp: "", pendingRemote: [], pendingLocal: [], timers: [], camera: null,
     };
   }
@@ -462,16 +466,31 @@ export class Calls {
   /** ICE restart (initiator): new credentials in a transport-info; the peer answers in kind. */
   private async restart(c: Call) {
     const pc = c.pc;
-    if (!pc || c.restarting || pc.signalingState !== "stable" || this.current !== c || !c.signalled) return;
+    if (!pc || this.current !== c || !c.signalled) return;
+    if (c.restarting) {
+      c.restartAgain = true;
+      return;
+    }
+    if (pc.signalingState !== "stable") return;
     c.restarting = true;
+    const gen = ++c.restartGen;
     try {
       const offer = await pc.createOffer({ iceRestart: true });
       await pc.setLocalDescription(offer);
       this.jingle(c, "transport-info", restartContents(pc.localDescription?.sdp ?? ""));
     } catch {
-      c.restarting = false;
+      this.restartDone(c);
     }
-    c.timers.push(setTimeout(() => (c.restarting = false), 10000));
+    // An answer that never comes does not block later restarts.
+    c.timers.push(setTimeout(() => c.restartGen === gen && c.restarting && this.restartDone(c), 10000));
+  }
+
+  private restartDone(c: Call) {
+    c.restarting = false;
+    if (c.restartAgain) {
+      c.restartAgain = false;
+      void this.restart(c);
+    }
   }
 
   /** R-11: the initiator restarts ICE at once; a responder asks it to (a responder's own offer
@@ -665,10 +684,12 @@ export class Calls {
   /** The peer restarted ICE (responder) or answered our restart (initiator). */
   private async remoteRestart(c: Call, pc: RTCPeerConnection, creds: { ufrag: string; pwd: string }) {
     c.remoteSdp = withIceCredentials(c.remoteSdp, creds.ufrag, creds.pwd);
+    let answered = false;
     try {
       if (c.role === "initiator" && pc.signalingState === "have-local-offer") {
         await pc.setRemoteDescription({ type: "answer", sdp: c.remoteSdp });
         c.restarting = false;
+        answered = true;
       } else if (c.role === "responder") {
         await pc.setRemoteDescription({ type: "offer", sdp: c.remoteSdp });
         await pc.setLocalDescription(await pc.createAnswer());
@@ -676,8 +697,11 @@ export class Calls {
       }
     } catch {
       c.restarting = false;
+      answered = true;
     }
+    // The answered generation's candidates first, then a restart asked for meanwhile.
     await this.flushRemote(c);
+    if (answered) this.restartDone(c);
   }
 
   private cleanup(c: Call, reason: string) {
