@@ -254,7 +254,10 @@ while [ "$qi" -lt "${#QUEUE[@]}" ]; do
   [ "$call_ok" = true ] || { log "$s: call failed in step $(field step): $(field error)"; tail -n "${LAB_TAIL:-20}" "$WORK/call-$s.err" >&2; }
   log "$s: call $call"
   # after an address change the call resumes within a few seconds (10 s at most here).
-  if [ "$s" = S7 ] && { [ "$gap" = "-" ] || [ "$gap" -gt 10000 ]; }; then call_ok=false; fi
+  if [ "$s" = S7 ] && { [ "$gap" = "-" ] || [ "$gap" -gt 10000 ]; }; then
+    [ "$call_ok" = true ] && { log "$s: media resumed too late (gap ${gap} ms > 10 s)"; tail -n "${LAB_TAIL:-20}" "$WORK/call-$s.err" >&2; }
+    call_ok=false
+  fi
   [ "$s" = S7 ] && gap=$gaps || gap=-
   [ "$login" = true ] && login=yes || login=no
   [ "$chat" = - ] && chat=no || chat="yes ${chat}ms"

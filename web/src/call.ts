@@ -498,6 +498,9 @@ export class Calls {
   private networkChanged() {
     const c = this.current;
     if (!c || !c.pc || !c.signalled) return;
+    // The signalling connection may have died with the old address: check it, so that the
+    // restart below reaches the peer after a reconnect instead of a dead socket.
+    this.app.xmpp?.probe();
     if (c.role === "initiator") void this.restart(c);
     else this.sessionInfo(c, x("network-changed", { xmlns: IRIS_CALL }));
   }

@@ -302,6 +302,18 @@ export class Xmpp {
   }
   private ackDeadline: ReturnType<typeof setTimeout> | undefined;
 
+  /** Checks the connection now rather than at the next keepalive: asks for an ack (XEP-0198)
+   * and, if none comes within `ms`, drops the socket and reconnects, resuming the session
+   * (unacked stanzas are sent again). An address change can leave the WebSocket dead with no
+   * close event and no browser network event; a call that notices it (media stalled) probes
+   * before it signals its ICE restart over this connection. */
+  probe(ms = 3000) {
+    if (!this.smActive || !this.ws || this.status !== "online") return;
+    this.raw(x("r", { xmlns: NS.sm }));
+    clearTimeout(this.ackDeadline);
+    this.ackDeadline = setTimeout(() => this.drop(), ms);
+  }
+
   private ackedUpTo(h: number) {
     if (!Number.isFinite(h)) return;
     const sentBefore = this.outbound - this.unacked.length;
