@@ -76,9 +76,9 @@ pub struct RelayConfig {
     /// `io_uring_enter` sends all of a worker's round instead of one `sendto` each. Where
     /// the kernel or a sandbox refuses io_uring, `sendto` is used by itself; false forces it.
     pub udp_io_uring: bool,
-    /// A connected send socket per UDP allocation and channel peer (default false until a
-    /// media gap seen once in the network-change lab scenario S7 is understood; at most 4
-    /// per allocation and a quarter of `RLIMIT_NOFILE` in all): bound next to the relay socket on its port (SO_REUSEPORT) and
+    /// A connected send socket per UDP allocation and channel peer (default true; at most 4
+    /// per allocation and a quarter of `RLIMIT_NOFILE` in all): bound next to the relay
+    /// socket on its port (SO_REUSEPORT) and
     /// `connect()`ed to the peer, so that relaying to it skips the kernel's route lookup per
     /// datagram. Datagrams from that peer arrive on it, from the peer's other ports still on
     /// the relay socket. Costs a descriptor each; false sends everything from the relay socket.
@@ -193,7 +193,7 @@ impl Default for RelayConfig {
             udp_buffer_bytes: 4 << 20,
             udp_gso: true,
             udp_io_uring: true,
-            udp_connect_peers: false,
+            udp_connect_peers: true,
             public_name: None,
             credential_ttl_secs: 86_400,
             geoip_database: None,
