@@ -293,6 +293,46 @@ test("a bubble conference in the web client", { timeout: 360000 }, async (t) => 
     await ann.locator(`.conf-people li[data-participant="${ids.bob}"] [aria-label="microphone on"]`).waitFor({ timeout: T });
   });
 
+  await t.test("media that stops arriving (path dead, no network event) restarts ICE", async () => {
+    // Nothing reaches bob although the roster says microphones are on: ann and cat stop
+    // sending without telling anyone (what a dead path after an address change looks like).
+    await bob.waitForFunction(() => {
+      const c = window.iris.confs.current;
+      return c.roster.participants.some((p) => p.id !== c.id && p.audio && !p.audioMuted);
+    }, null, { timeout: T });
+    const ufrag = (p) => p.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.iris.confs.current.pc.localDescription?.sdp ?? "")?.[1]);
+    const silence = (p, on) => p.evaluate(async (on) => {
+      const pc = window.iris.confs.current.pc;
+      window.__saved ??= new Map();
+      for (const s of pc.getSenders()) {
+        if (!s.track) continue;
+        const params = s.getParameters();
+        if (on) window.__saved.set(s, params.encodings.map((e) => e.active));
+        const saved = window.__saved.get(s) ?? [];
+        params.encodings.forEach((e, i) => (e.active = on ? false : saved[i] ?? true));
+        await s.setParameters(params);
+      }
+    }, on);
+    const before = await ufrag(bob);
+    const silentAt = Date.now();
+    for (const p of [ann, cat]) await silence(p, true);
+    await bob.waitForFunction((old) => {
+      const pc = window.iris.confs.current?.pc;
+      const u = /a=ice-ufrag:(\S+)/.exec(pc?.localDescription?.sdp ?? "")?.[1];
+      return u && u !== old && pc.signalingState === "stable";
+    }, before, { timeout: T });
+    const ms = Date.now() - silentAt;
+    console.log(`conference: bob restarted ICE ${ms} ms after nothing arrived`);
+    assert.ok(ms >= 2000, `not before the stall window (${ms} ms)`);
+    for (const p of [ann, cat]) await silence(p, false);
+    const [ok] = await within(20000, async () => {
+      const s = await flowing(bob, 1000);
+      return s.some((x) => x.slot === "audio") ? s : null;
+    });
+    assert.ok(ok, "bob receives again after the restart");
+    assert.notEqual(await ufrag(bob), before);
+  });
+
   await t.test("a participant who leaves disappears for the others within 5 s", async () => {
     const left = Date.now();
     await bob.getByRole("button", { name: "Leave conference" }).click();

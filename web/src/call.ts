@@ -8,6 +8,7 @@ import { XEl, x, kid, kids } from "./xml";
 import { bare } from "./xmpp";
 import { JNS, Role, sdpToJingle, jingleToSdp, candidateInfo, candidateToSdp, iceCredentials, withIceCredentials, restartContents, splitSdp } from "./jingle";
 import { callEntry, Conversation } from "./model";
+import { StallWatch } from "./stall";
 
 export const IRIS_CALL = "urn:iris:call:0";
 
@@ -47,43 +48,6 @@ export interface Call {
 }
 
 const RING_TIMEOUT_MS = 45000;
-/** Inbound media that stops growing for this long on a connected call counts as a dead path. */
-export const MEDIA_STALL_MS = 2500;
-/** Watchdog restarts back off (a peer that really stopped sending is not restarted every 2.5 s). */
-const STALL_BACKOFF_MS = [0, 10000, 30000, 60000];
-
-/** Decides when inbound media has stalled: fed the total inbound RTP bytes once a second, it
- * answers true when a restart is due. It arms only after bytes were seen growing (a peer that
- * sends nothing, e.g. no microphone and no camera, never trips it), and after each trip it waits
- * longer (STALL_BACKOFF_MS) unless media resumed in between. */
-export class StallWatch {
-  private last = -1;
-  private since = 0;
-  private armed = false;
-  private trips = 0;
-  private nextAt = 0;
-
-  sample(bytes: number, now: number): boolean {
-    if (bytes !== this.last) {
-      if (this.last >= 0 && bytes > this.last) {
-        // Media resumed after a stall: the next stall restarts at once again.
-        if (this.armed && now - this.since >= MEDIA_STALL_MS) {
-          this.trips = 0;
-          this.nextAt = 0;
-        }
-        this.armed = true;
-      }
-      this.last = bytes;
-      this.since = now;
-      return false;
-    }
-    if (!this.armed || now - this.since < MEDIA_STALL_MS || now < this.nextAt) return false;
-    this.nextAt = now + STALL_BACKOFF_MS[Math.min(this.trips + 1, STALL_BACKOFF_MS.length - 1)];
-    this.trips++;
-    return true;
-  }
-}
-
 export class Calls {
   current: Call | null = null;
   devices: MediaDeviceInfo[] = [];

@@ -7,6 +7,7 @@
 import type { App } from "./app";
 import { XEl, x, kid, kids, text } from "./xml";
 import { bare } from "./xmpp";
+import { StallWatch } from "./stall";
 
 export const CONF_NS = "urn:xmpp:iris:conference:0";
 
@@ -300,6 +301,10 @@ export interface Conference {
   /** Received frame height by camera slot mid (from getStats, every second). */
   heights: Record<string, number>;
   timer: ReturnType<typeof setInterval> | undefined;
+  /** One-way media watchdog (see `stall.ts`), fed by the 1 s stats poll. */
+  stall: StallWatch;
+  /** Pending restart after the connection stayed "disconnected" for 2 s. */
+  disconnectTimer?: ReturnType<typeof setTimeout>;
 }
 
 const SUPPRESS_TOASTS_MS = 1500;
@@ -398,7 +403,7 @@ export class Conferences {
       dataSaver: localStorage.getItem("iris.dataSaver") === "1", muted: false, cameraOff: false, sharing: false,
       sendLayers: { l: true, m: true, h: true }, streams: new Map(), kinds: new Map(), startedAt: Date.now(), view: null,
       stage: { width: 1280, height: 720 }, relayOnly: localStorage.getItem("iris.relayOnly") === "1",
-      heights: {}, timer: undefined,
+      heights: {}, timer: undefined, stall: new StallWatch(),
     };
     this.current = c;
     this.app.emit();
@@ -409,7 +414,7 @@ export class Conferences {
       if (this.current !== c) return this.abandon(c);
       c.state = "joined";
       c.startedAt = Date.now();
-      c.timer = setInterval(() => void this.pollHeights(c), 1000);
+      c.timer = setInterval(() => void this.pollStats(c), 1000);
       this.app.setInConference(true);
       this.app.emit();
     } catch (e) {
@@ -557,16 +562,31 @@ export class Conferences {
   }
 
   /** Which camera arrives at which size (to find the talker in thumbnails view). */
-  private async pollHeights(c: Conference) {
-    if (!c.pc || c.mode === "grid") return;
+  /** Once a second: received frame heights (talker view picks the sharpest) and the one-way
+   * media watchdog: inbound RTP bytes that stop growing for 2.5 s while another participant's
+   * microphone is on (a muted microphone still sends) restart ICE, as a network change does. */
+  private async pollStats(c: Conference) {
+    const pc = c.pc;
+    if (!pc) return;
     const heights: Record<string, number> = {};
+    let bytes = 0;
     try {
-      for (const s of (await c.pc.getStats()).values()) {
-        if (s.type === "inbound-rtp" && s.kind === "video" && s.mid) heights[s.mid] = s.frameHeight ?? 0;
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type !== "inbound-rtp") continue;
+        bytes += s.bytesReceived ?? 0;
+        if (s.kind === "video" && s.mid) heights[s.mid] = s.frameHeight ?? 0;
       }
     } catch {
       return;
     }
+    if (this.current !== c || c.pc !== pc) return;
+    const expected = c.roster.participants.some((p) => p.id !== c.id && p.audio && !p.audioMuted);
+    if (!expected || c.state !== "joined" || pc.connectionState !== "connected") c.stall.pause();
+    else if (c.stall.sample(bytes, Date.now())) {
+      console.warn("iris: conference media stalled, restarting ICE");
+      void this.restartIce();
+    }
+    if (c.mode === "grid") return;
     const before = this.layout(c).main;
     c.heights = heights;
     if (this.layout(c).main !== before) this.app.emit();
@@ -646,6 +666,12 @@ export class Conferences {
     pc.onconnectionstatechange = () => {
       if (this.current !== c) return;
       if (pc.connectionState === "failed") void this.restartIce();
+      // As in 1:1 calls: a path that stays disconnected for 2 s is restarted, not left to the
+      // ~30 s until the browser declares it failed.
+      clearTimeout(c.disconnectTimer);
+      if (pc.connectionState === "disconnected") {
+        c.disconnectTimer = setTimeout(() => c.pc === pc && pc.connectionState === "disconnected" && void this.restartIce(), 2000);
+      }
       this.app.emit();
     };
     c.view = this.viewNow(c);
@@ -698,6 +724,8 @@ export class Conferences {
   private async restartIce() {
     const c = this.current;
     if (!c || c.state !== "joined" || !c.pc) return;
+    // The `<update/>` goes over XMPP, whose socket may have died with the old address.
+    this.app.xmpp?.probe();
     await this.renegotiate(c, true).catch(() => {});
   }
 
@@ -762,6 +790,7 @@ export class Conferences {
   private cleanup(c: Conference) {
     clearTimeout(this.viewTimer);
     clearInterval(c.timer);
+    clearTimeout(c.disconnectTimer);
     c.state = "ended";
     c.local.getTracks().forEach((t) => t.stop());
     c.camera?.stop();

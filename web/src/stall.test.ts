@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MEDIA_STALL_MS, StallWatch } from "./call";
+import { MEDIA_STALL_MS, StallWatch } from "./stall";
 
 /** Feeds one sample a second: `bytes[i]` at second i; answers the seconds at which it tripped. */
 function trips(bytes: number[]): number[] {
@@ -35,5 +35,21 @@ describe("StallWatch (one-way media watchdog)", () => {
     const b = [0, 100, 100, 100, 100, 100, 200, 300, 400, 400, 400, 400, 400];
     // First stall trips at 4; media resumes at 6, stalls from 8 and trips at 11 (not 14).
     expect(trips(b)).toEqual([4, 11]);
+  });
+});
+
+describe("StallWatch.pause (nothing expected to arrive)", () => {
+  it("does not count silence while paused and re-arms on growth", () => {
+    const w = new StallWatch();
+    const fired: number[] = [];
+    // Growth, then the others mute at second 2: paused for 10 s, no trip.
+    [0, 100, 200].forEach((b, i) => w.sample(b, i * 1000) && fired.push(i));
+    for (let i = 3; i < 13; i++) w.pause();
+    // Unpaused at 13 with the same count: not armed until bytes grow again.
+    for (let i = 13; i < 20; i++) if (w.sample(200, i * 1000)) fired.push(i);
+    expect(fired).toEqual([]);
+    // Growth at 20 and 21, then flat: trips 2.5 s later.
+    [300, 400, 400, 400, 400, 400].forEach((b, i) => w.sample(b, (20 + i) * 1000) && fired.push(20 + i));
+    expect(fired).toEqual([24]);
   });
 });

@@ -1,0 +1,47 @@
+//! One-way media watchdog shared by 1:1 calls and conferences: decides from inbound RTP byte
+//! counts when media has stalled on a connected peer connection. Pure logic, no timers or
+//! WebRTC: the caller samples getStats and acts (ICE restart) when it answers true.
+
+/** Inbound media that stops growing for this long on a connected call counts as a dead path. */
+export const MEDIA_STALL_MS = 2500;
+/** Watchdog restarts back off (a peer that really stopped sending is not restarted every 2.5 s). */
+const STALL_BACKOFF_MS = [0, 10000, 30000, 60000];
+
+/** Decides when inbound media has stalled: fed the total inbound RTP bytes once a second, it
+ * answers true when a restart is due. It arms only after bytes were seen growing (a peer that
+ * sends nothing, e.g. no microphone and no camera, never trips it), and after each trip it waits
+ * longer (STALL_BACKOFF_MS) unless media resumed in between. */
+export class StallWatch {
+  private last = -1;
+  private since = 0;
+  private armed = false;
+  private trips = 0;
+  private nextAt = 0;
+
+  /** Nothing is expected to arrive (e.g. every other conference participant muted): forget
+   * the history, so that silence now does not count; it arms again once bytes grow. */
+  pause() {
+    this.last = -1;
+    this.armed = false;
+  }
+
+  sample(bytes: number, now: number): boolean {
+    if (bytes !== this.last) {
+      if (this.last >= 0 && bytes > this.last) {
+        // Media resumed after a stall: the next stall restarts at once again.
+        if (this.armed && now - this.since >= MEDIA_STALL_MS) {
+          this.trips = 0;
+          this.nextAt = 0;
+        }
+        this.armed = true;
+      }
+      this.last = bytes;
+      this.since = now;
+      return false;
+    }
+    if (!this.armed || now - this.since < MEDIA_STALL_MS || now < this.nextAt) return false;
+    this.nextAt = now + STALL_BACKOFF_MS[Math.min(this.trips + 1, STALL_BACKOFF_MS.length - 1)];
+    this.trips++;
+    return true;
+  }
+}
