@@ -32,6 +32,7 @@ async function newUser(name) {
   const page = await context.newPage();
   page.on("console", (m) => {
     if (m.type() === "error") consoleErrors.push(`${name}: ${m.text()}`);
+    if (m.type() === "warning") console.log(`${name} warning: ${m.text()}`);
   });
   page.on("pageerror", (e) => consoleErrors.push(`${name}: ${e.message}`));
   return page;
@@ -301,17 +302,12 @@ test("a bubble conference in the web client", { timeout: 360000 }, async (t) => 
       return c.roster.participants.some((p) => p.id !== c.id && p.audio && !p.audioMuted);
     }, null, { timeout: T });
     const ufrag = (p) => p.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.iris.confs.current.pc.localDescription?.sdp ?? "")?.[1]);
+    // replaceTrack(null): nothing is sent, and the app's layer control (which sets encodings
+    // active or not) cannot bring the stream back behind the test's back.
     const silence = (p, on) => p.evaluate(async (on) => {
       const pc = window.iris.confs.current.pc;
-      window.__saved ??= new Map();
-      for (const s of pc.getSenders()) {
-        if (!s.track) continue;
-        const params = s.getParameters();
-        if (on) window.__saved.set(s, params.encodings.map((e) => e.active));
-        const saved = window.__saved.get(s) ?? [];
-        params.encodings.forEach((e, i) => (e.active = on ? false : saved[i] ?? true));
-        await s.setParameters(params);
-      }
+      if (on) window.__saved = pc.getSenders().filter((s) => s.track).map((s) => [s, s.track]);
+      for (const [s, track] of window.__saved) await s.replaceTrack(on ? null : track);
     }, on);
     const before = await ufrag(bob);
     const silentAt = Date.now();
@@ -320,7 +316,24 @@ test("a bubble conference in the web client", { timeout: 360000 }, async (t) => 
       const pc = window.iris.confs.current?.pc;
       const u = /a=ice-ufrag:(\S+)/.exec(pc?.localDescription?.sdp ?? "")?.[1];
       return u && u !== old && pc.signalingState === "stable";
-    }, before, { timeout: T });
+    }, before, { timeout: 30000 }).catch(async (e) => {
+      const s = await flowing(bob, 1000);
+      const state = await bob.evaluate(() => {
+        const c = window.iris.confs.current;
+        return { conn: c.pc.connectionState, signaling: c.pc.signalingState, roster: c.roster.participants, me: c.id };
+      });
+      console.log(`bob after the silence: still flowing ${fmt(s)}; ${JSON.stringify(state)}`);
+      for (const [n, p] of [["ann", ann], ["cat", cat]]) {
+        const out = await p.evaluate(async () => {
+          const pc = window.iris.confs.current.pc;
+          const senders = pc.getSenders().map((s) => `${s.track?.kind ?? "none"}:${s.track?.readyState ?? "-"}`);
+          const outbound = [...(await pc.getStats()).values()].filter((x) => x.type === "outbound-rtp").map((x) => `${x.kind}/${x.rid ?? "-"}:${x.bytesSent}`);
+          return { senders, outbound, saved: (window.__saved ?? []).length };
+        });
+        console.log(`${n} after the silence: ${JSON.stringify(out)}`);
+      }
+      throw e;
+    });
     const ms = Date.now() - silentAt;
     console.log(`conference: bob restarted ICE ${ms} ms after nothing arrived`);
     assert.ok(ms >= 2000, `not before the stall window (${ms} ms)`);

@@ -8,7 +8,7 @@ import { XEl, x, kid, kids } from "./xml";
 import { bare } from "./xmpp";
 import { JNS, Role, sdpToJingle, jingleToSdp, candidateInfo, candidateToSdp, iceCredentials, withIceCredentials, restartContents, splitSdp } from "./jingle";
 import { callEntry, Conversation } from "./model";
-import { StallWatch } from "./stall";
+import { StallWatch, freshBytes } from "./stall";
 
 export const IRIS_CALL = "urn:iris:call:0";
 
@@ -344,7 +344,7 @@ export class Calls {
       void pc.getStats().then((stats) => {
         let bytes = 0;
         stats.forEach((s) => {
-          if (s.type === "inbound-rtp") bytes += (s as RTCInboundRtpStreamStats).bytesReceived ?? 0;
+          if (s.type === "inbound-rtp") bytes += freshBytes(s as RTCInboundRtpStreamStats);
         });
         if (watch.sample(bytes, Date.now()) && this.current === c) {
           console.warn("iris: inbound media stalled, restarting ICE");

@@ -7,7 +7,7 @@
 import type { App } from "./app";
 import { XEl, x, kid, kids, text } from "./xml";
 import { bare } from "./xmpp";
-import { StallWatch } from "./stall";
+import { StallWatch, freshBytes } from "./stall";
 
 export const CONF_NS = "urn:xmpp:iris:conference:0";
 
@@ -573,7 +573,7 @@ export class Conferences {
     try {
       for (const s of (await pc.getStats()).values()) {
         if (s.type !== "inbound-rtp") continue;
-        bytes += s.bytesReceived ?? 0;
+        bytes += freshBytes(s);
         if (s.kind === "video" && s.mid) heights[s.mid] = s.frameHeight ?? 0;
       }
     } catch {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MEDIA_STALL_MS, StallWatch } from "./stall";
+import { MEDIA_STALL_MS, StallWatch, freshBytes } from "./stall";
 
 /** Feeds one sample a second: `bytes[i]` at second i; answers the seconds at which it tripped. */
 function trips(bytes: number[]): number[] {
@@ -51,5 +51,13 @@ describe("StallWatch.pause (nothing expected to arrive)", () => {
     // Growth at 20 and 21, then flat: trips 2.5 s later.
     [300, 400, 400, 400, 400, 400].forEach((b, i) => w.sample(b, (20 + i) * 1000) && fired.push(20 + i));
     expect(fired).toEqual([24]);
+  });
+});
+
+describe("freshBytes", () => {
+  it("leaves out retransmitted bytes (an SFU's RTX probes are not new media)", () => {
+    expect(freshBytes({ bytesReceived: 5000, retransmittedBytesReceived: 1200 })).toBe(3800);
+    expect(freshBytes({ bytesReceived: 5000 })).toBe(5000);
+    expect(freshBytes({})).toBe(0);
   });
 });

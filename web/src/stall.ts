@@ -2,6 +2,13 @@
 //! counts when media has stalled on a connected peer connection. Pure logic, no timers or
 //! WebRTC: the caller samples getStats and acts (ICE restart) when it answers true.
 
+/** Fresh media bytes of an inbound-rtp stats entry: retransmissions excluded, since an SFU's
+ * bandwidth probes resend earlier packets (RTX) while the publishers are silent, and a dead
+ * path is about new media not arriving. */
+export function freshBytes(s: { bytesReceived?: number; retransmittedBytesReceived?: number }): number {
+  return Math.max(0, (s.bytesReceived ?? 0) - (s.retransmittedBytesReceived ?? 0));
+}
+
 /** Inbound media that stops growing for this long on a connected call counts as a dead path. */
 export const MEDIA_STALL_MS = 2500;
 /** Watchdog restarts back off (a peer that really stopped sending is not restarted every 2.5 s). */
