@@ -48,6 +48,7 @@ export interface Call {
 }
 
 const RING_TIMEOUT_MS = 45000;
+
 export class Calls {
   current: Call | null = null;
   devices: MediaDeviceInfo[] = [];
