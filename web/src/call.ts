@@ -8,7 +8,7 @@ import { XEl, x, kid, kids } from "./xml";
 import { bare } from "./xmpp";
 import { JNS, Role, sdpToJingle, jingleToSdp, candidateInfo, candidateToSdp, iceCredentials, withIceCredentials, restartContents, splitSdp } from "./jingle";
 import { callEntry, Conversation } from "./model";
-import { StallWatch, freshBytes } from "./stall";
+import { StallWatch, expectedBytes } from "./stall";
 
 export const IRIS_CALL = "urn:iris:call:0";
 
@@ -30,6 +30,8 @@ export interface Call {
   sharing: boolean;
   remoteSharing: boolean;
   remoteMuted: boolean;
+  /** The peer said its camera is off (XEP-0167 mute on the video content). */
+  remoteCameraOff: boolean;
   reason: string;
   relayOnly: boolean;
   /** A session-initiate that arrived before the user answered (direct Jingle, no XEP-0353). */
@@ -105,7 +107,7 @@ export class Calls {
     return {
       sid, peer, peerFull, role, video, state: role === "initiator" ? "outgoing" : "incoming", pc: null, local: null,
       remote: new MediaStream(), startedAt: 0, muted: false, cameraOff: !video, sharing: false, remoteSharing: false,
-      remoteMuted: false, reason: "", relayOnly: this.relayOnly, offer: null, signalled: false, restarting: false, restartAgain: false, restartGen: 0,
+      remoteMuted: false, remoteCameraOff: false, reason: "", relayOnly: this.relayOnly, offer: null, signalled: false, restarting: false, restartAgain: false, restartGen: 0,
       remoteSdp: "", pendingRemote: [], pendingLocal: [], timers: [], camera: null,
     };
   }
@@ -340,13 +342,18 @@ export class Calls {
    * stop growing for MEDIA_STALL_MS, and the call is restarted as for a network change. */
   private watchMedia(c: Call, pc: RTCPeerConnection) {
     const watch = new StallWatch();
+    let video = true;
     const id = setInterval(() => {
       if (this.current !== c || c.pc !== pc || c.state !== "active" || c.restarting) return;
+      // The peer's camera went off or on: what arrives now is another sum, and a peer that
+      // sent video only now sends nothing at all (not a dead path).
+      const expectVideo = !c.remoteCameraOff || c.remoteSharing;
+      if (expectVideo !== video) {
+        video = expectVideo;
+        watch.pause();
+      }
       void pc.getStats().then((stats) => {
-        let bytes = 0;
-        stats.forEach((s) => {
-          if (s.type === "inbound-rtp") bytes += freshBytes(s as RTCInboundRtpStreamStats);
-        });
+        const bytes = expectedBytes(stats.values() as Iterable<RTCInboundRtpStreamStats>, video);
         if (watch.sample(bytes, Date.now()) && this.current === c) {
           console.warn("iris: inbound media stalled, restarting ICE");
           this.networkChanged();
@@ -635,7 +642,9 @@ export class Calls {
         if (screen) c.remoteSharing = screen.attrs.active === "true";
         const mute = kid(j, "mute", JNS.info);
         const unmute = kid(j, "unmute", JNS.info);
-        if ((mute ?? unmute) && this.midOf(c, "audio") === (mute ?? unmute)?.attrs.name) c.remoteMuted = !!mute;
+        const muted = (mute ?? unmute)?.attrs.name;
+        if (muted && this.midOf(c, "audio") === muted) c.remoteMuted = !!mute;
+        if (muted && this.midOf(c, "video") === muted) c.remoteCameraOff = !!mute;
         break;
       }
       case "session-terminate": {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MEDIA_STALL_MS, StallWatch, freshBytes } from "./stall";
+import { MEDIA_STALL_MS, StallWatch, expectedBytes, freshBytes } from "./stall";
 
 /** Feeds one sample a second: `bytes[i]` at second i; answers the seconds at which it tripped. */
 function trips(bytes: number[]): number[] {
@@ -59,5 +59,38 @@ describe("freshBytes", () => {
     expect(freshBytes({ bytesReceived: 5000, retransmittedBytesReceived: 1200 })).toBe(3800);
     expect(freshBytes({ bytesReceived: 5000 })).toBe(5000);
     expect(freshBytes({})).toBe(0);
+  });
+});
+
+describe("expectedBytes (what the peer is expected to send)", () => {
+  const stats = [
+    { type: "inbound-rtp", kind: "audio", bytesReceived: 1000 },
+    { type: "inbound-rtp", kind: "video", bytesReceived: 9000, retransmittedBytesReceived: 500 },
+    { type: "candidate-pair", bytesReceived: 50000 },
+  ];
+  it("counts fresh audio and video while the camera is on", () => {
+    expect(expectedBytes(stats, true)).toBe(9500);
+  });
+  it("leaves video out while the peer's camera is off", () => {
+    expect(expectedBytes(stats, false)).toBe(1000);
+  });
+  it("does not trip when a video-only peer turns its camera off", () => {
+    // The call's watchdog as call.ts runs it: video-only media grows, the peer signals camera
+    // off at second 3 (the watch pauses on the change), and nothing arrives for a minute.
+    const w = new StallWatch();
+    const fired: number[] = [];
+    let video = true;
+    for (let i = 0; i < 60; i++) {
+      const camera = i < 3;
+      if (camera !== video) {
+        video = camera;
+        w.pause();
+      }
+      const sample = [{ type: "inbound-rtp", kind: "video", bytesReceived: 1000 * Math.min(i, 3) }];
+      if (w.sample(expectedBytes(sample, video), i * 1000)) fired.push(i);
+    }
+    expect(fired).toEqual([]);
+    // Without the pause, the same silence trips it.
+    expect(trips([0, 1000, 2000, 3000, 3000, 3000, 3000, 3000])).toEqual([6]);
   });
 });

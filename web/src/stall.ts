@@ -9,6 +9,20 @@ export function freshBytes(s: { bytesReceived?: number; retransmittedBytesReceiv
   return Math.max(0, (s.bytesReceived ?? 0) - (s.retransmittedBytesReceived ?? 0));
 }
 
+/** Fresh inbound media bytes of the kinds the peer is expected to send: video only while its
+ * camera (or a screen share) is on, since a peer that turns its camera off stops sending video
+ * packets at all (its sender's track is removed), whereas a muted microphone keeps sending. */
+export function expectedBytes(
+  stats: Iterable<{ type?: string; kind?: string; bytesReceived?: number; retransmittedBytesReceived?: number }>,
+  video: boolean,
+): number {
+  let bytes = 0;
+  for (const s of stats) {
+    if (s.type === "inbound-rtp" && (video || s.kind !== "video")) bytes += freshBytes(s);
+  }
+  return bytes;
+}
+
 /** Inbound media that stops growing for this long on a connected call counts as a dead path. */
 export const MEDIA_STALL_MS = 2500;
 /** Watchdog restarts back off (a peer that really stopped sending is not restarted every 2.5 s). */
