@@ -26,7 +26,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execSync } from "node:child_process";
-import { CHROMIUM, appPc, grew, launchBrowser, sleep, statsSummary, webLogin, within } from "./lib.mjs";
+import { CHROMIUM, addIceHelpers, appPc, grew, launchBrowser, sleep, statsSummary, webLogin, within } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
 const T = 20000; // any single UI step
@@ -64,6 +64,7 @@ async function open(u) {
   browsers.push(browser);
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
   await context.grantPermissions(["camera", "microphone"], { origin: BASE });
+  await addIceHelpers(context);
   if (process.env.LAB_DEBUG_ICE) {
     await context.addInitScript(() => {
       const Orig = window.RTCPeerConnection;
@@ -90,7 +91,7 @@ async function open(u) {
 const row = (page, jid) => page.locator(`button.row[data-jid="${jid}"]`);
 const both = (pages) => Promise.all(pages.map((p) => statsSummary(p, appPc)));
 const brief = (s) => s && { pair: s.pair, rtt_ms: s.rttMs, frame: `${s.frameWidth}x${s.frameHeight}`, in: s.inbound, out: s.outbound, gathered: s.gathered };
-const ufrag = (page) => page.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.iris.calls.current?.pc?.localDescription?.sdp ?? "")?.[1] ?? null);
+const ufrag = (page) => page.evaluate(() => window.iceUfrag(window.iris.calls.current?.pc?.localDescription));
 
 /// Media flows both ways: on both pages audio and video arrived since `before` (per side) and
 /// video frames were decoded. Polls every `every` ms for at most `ms`; returns the stats or null.

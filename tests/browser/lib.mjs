@@ -47,6 +47,15 @@ export async function launchContext({ executablePath = CHROMIUM, context = {}, .
   return ctx;
 }
 
+/// Installs `window.iceUfrag(description)` in every page of `context`: the ICE username
+/// fragment of an RTCSessionDescription, or null. Code that runs in the page (`evaluate`,
+/// `waitForFunction`) cannot import this module, so the tests share it this way.
+export function addIceHelpers(context) {
+  return context.addInitScript(() => {
+    window.iceUfrag = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1] ?? null;
+  });
+}
+
 /// A JSON request to the server under test (self-signed certificate accepted); rejects on
 /// any status outside 2xx.
 export function request(method, url, { body, token } = {}) {

@@ -13,6 +13,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { addIceHelpers } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
 const PASSWORD = process.env.IRIS_PASSWORD;
@@ -29,6 +30,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function newUser(name) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: BIG });
   await context.grantPermissions(["camera", "microphone"], { origin: BASE });
+  await addIceHelpers(context);
   const page = await context.newPage();
   page.on("console", (m) => {
     if (m.type() === "error") consoleErrors.push(`${name}: ${m.text()}`);
@@ -301,7 +303,7 @@ test("a bubble conference in the web client", { timeout: 360000 }, async (t) => 
       const c = window.iris.confs.current;
       return c.roster.participants.some((p) => p.id !== c.id && p.audio && !p.audioMuted);
     }, null, { timeout: T });
-    const ufrag = (p) => p.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.iris.confs.current.pc.localDescription?.sdp ?? "")?.[1]);
+    const ufrag = (p) => p.evaluate(() => window.iceUfrag(window.iris.confs.current.pc.localDescription));
     // replaceTrack(null): nothing is sent, and the app's layer control (which sets encodings
     // active or not) cannot bring the stream back behind the test's back.
     const silence = (p, on) => p.evaluate(async (on) => {
@@ -314,7 +316,7 @@ test("a bubble conference in the web client", { timeout: 360000 }, async (t) => 
     for (const p of [ann, cat]) await silence(p, true);
     await bob.waitForFunction((old) => {
       const pc = window.iris.confs.current?.pc;
-      const u = /a=ice-ufrag:(\S+)/.exec(pc?.localDescription?.sdp ?? "")?.[1];
+      const u = window.iceUfrag(pc?.localDescription);
       return u && u !== old && pc.signalingState === "stable";
     }, before, { timeout: 30000 }).catch(async (e) => {
       const s = await flowing(bob, 1000);

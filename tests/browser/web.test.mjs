@@ -13,7 +13,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { appPc, launchBrowser, statsSummary, webLogin } from "./lib.mjs";
+import { addIceHelpers, appPc, launchBrowser, statsSummary, webLogin } from "./lib.mjs";
 
 const BASE = process.env.IRIS_BASE_URL;
 const PASSWORD = process.env.IRIS_PASSWORD;
@@ -27,6 +27,7 @@ const consoleErrors = [];
 async function newUser(name, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
   await context.grantPermissions(["camera", "microphone", "notifications"], { origin: BASE });
+  await addIceHelpers(context);
   const page = await context.newPage();
   page.on("console", (m) => {
     if (m.type() === "error") consoleErrors.push(`${name}: ${m.text()}`);
@@ -333,17 +334,17 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     // R-11: a network change restarts ICE (new credentials on both sides) and media resumes.
     const ufrags = (p) => p.evaluate(() => {
       const pc = window.iris.calls.current.pc;
-      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
-      return [u(pc.localDescription), u(pc.remoteDescription)];
+      return [window.iceUfrag(pc.localDescription), window.iceUfrag(pc.remoteDescription)];
     });
+    // Until both sides' ICE credentials differ from `old` and the negotiation is done.
+    const restarted = (p, old) => p.waitForFunction((old) => {
+      const pc = window.iris.calls.current.pc;
+      return pc.signalingState === "stable" && window.iceUfrag(pc.localDescription) !== old[0] && window.iceUfrag(pc.remoteDescription) !== old[1];
+    }, old, { timeout: T });
     const [annBefore, bobBefore] = [await ufrags(ann), await ufrags(bob)];
     const restartedAt = Date.now();
     await ann.evaluate(() => window.dispatchEvent(new Event("online")));
-    await ann.waitForFunction((old) => {
-      const pc = window.iris.calls.current.pc;
-      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
-      return pc.signalingState === "stable" && u(pc.localDescription) !== old[0] && u(pc.remoteDescription) !== old[1];
-    }, annBefore, { timeout: T });
+    await restarted(ann, annBefore);
     const bobAfter = await ufrags(bob);
     assert.notEqual(bobAfter[0], bobBefore[0], "bob answered the restart with new credentials");
     await mediaFlows(ann, "after ICE restart (ann)");
@@ -353,11 +354,7 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     const [annMid, bobMid] = [await ufrags(ann), await ufrags(bob)];
     const askedAt = Date.now();
     await bob.evaluate(() => window.dispatchEvent(new Event("online")));
-    await ann.waitForFunction((old) => {
-      const pc = window.iris.calls.current.pc;
-      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
-      return pc.signalingState === "stable" && u(pc.localDescription) !== old[0] && u(pc.remoteDescription) !== old[1];
-    }, annMid, { timeout: T });
+    await restarted(ann, annMid);
     assert.notEqual((await ufrags(bob))[0], bobMid[0], "bob has new credentials after his network change");
     await mediaFlows(ann, "after the responder's network change (ann)");
     await mediaFlows(bob, "after the responder's network change (bob)");
@@ -376,11 +373,7 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     }, active);
     const stalledAt = Date.now();
     await setActive(bob, false);
-    await ann.waitForFunction((old) => {
-      const pc = window.iris.calls.current.pc;
-      const u = (d) => /a=ice-ufrag:(\S+)/.exec(d?.sdp ?? "")?.[1];
-      return pc.signalingState === "stable" && u(pc.localDescription) !== old[0] && u(pc.remoteDescription) !== old[1];
-    }, annStall, { timeout: T });
+    await restarted(ann, annStall);
     const restartMs = Date.now() - stalledAt;
     console.log(`stalled inbound media: ICE restarted ${restartMs} ms after the peer went silent`);
     assert.ok(restartMs >= 2000, `no restart before the stall window (${restartMs} ms)`);
