@@ -8,7 +8,7 @@ import { XEl, x, kid, kids } from "./xml";
 import { bare } from "./xmpp";
 import { JNS, Role, sdpToJingle, jingleToSdp, candidateInfo, candidateToSdp, iceCredentials, withIceCredentials, restartContents, splitSdp } from "./jingle";
 import { callEntry, Conversation } from "./model";
-import { StallWatch, expectedBytes } from "./stall";
+import { CallMediaWatch } from "./stall";
 
 export const IRIS_CALL = "urn:iris:call:0";
 
@@ -341,20 +341,12 @@ export class Calls {
    * notices: inbound RTP bytes (audio keeps flowing while muted; only track.enabled is cleared)
    * stop growing for MEDIA_STALL_MS, and the call is restarted as for a network change. */
   private watchMedia(c: Call, pc: RTCPeerConnection) {
-    const watch = new StallWatch();
-    let video = true;
+    const watch = new CallMediaWatch();
     const id = setInterval(() => {
       if (this.current !== c || c.pc !== pc || c.state !== "active" || c.restarting) return;
-      // The peer's camera went off or on: what arrives now is another sum, and a peer that
-      // sent video only now sends nothing at all (not a dead path).
-      const expectVideo = !c.remoteCameraOff || c.remoteSharing;
-      if (expectVideo !== video) {
-        video = expectVideo;
-        watch.pause();
-      }
+      const video = !c.remoteCameraOff || c.remoteSharing;
       void pc.getStats().then((stats) => {
-        const bytes = expectedBytes(stats.values() as Iterable<RTCInboundRtpStreamStats>, video);
-        if (watch.sample(bytes, Date.now()) && this.current === c) {
+        if (watch.sample(stats.values() as Iterable<RTCInboundRtpStreamStats>, video, Date.now()) && this.current === c) {
           console.warn("iris: inbound media stalled, restarting ICE");
           this.networkChanged();
         }

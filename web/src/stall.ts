@@ -12,10 +12,7 @@ export function freshBytes(s: { bytesReceived?: number; retransmittedBytesReceiv
 /** Fresh inbound media bytes of the kinds the peer is expected to send: video only while its
  * camera (or a screen share) is on, since a peer that turns its camera off stops sending video
  * packets at all (its sender's track is removed), whereas a muted microphone keeps sending. */
-export function expectedBytes(
-  stats: Iterable<{ type?: string; kind?: string; bytesReceived?: number; retransmittedBytesReceived?: number }>,
-  video: boolean,
-): number {
+export function expectedBytes(stats: Iterable<InboundStats>, video: boolean): number {
   let bytes = 0;
   for (const s of stats) {
     if (s.type === "inbound-rtp" && (video || s.kind !== "video")) bytes += freshBytes(s);
@@ -64,5 +61,25 @@ export class StallWatch {
     this.nextAt = now + STALL_BACKOFF_MS[Math.min(this.trips + 1, STALL_BACKOFF_MS.length - 1)];
     this.trips++;
     return true;
+  }
+}
+
+type InboundStats = { type?: string; kind?: string; bytesReceived?: number; retransmittedBytesReceived?: number };
+
+/** A 1:1 call's watch: the bytes the peer is expected to send ([`expectedBytes`]), and a fresh
+ * start whenever the peer's camera goes off or on, since the sum then changes and a video-only
+ * peer with its camera off sends nothing at all (not a dead path). */
+export class CallMediaWatch {
+  private watch = new StallWatch();
+  private video = true;
+
+  /** Fed the inbound stats once a second, with whether the peer's camera or screen share is
+   * on; answers true when a restart is due. */
+  sample(stats: Iterable<InboundStats>, video: boolean, now: number): boolean {
+    if (video !== this.video) {
+      this.video = video;
+      this.watch.pause();
+    }
+    return this.watch.sample(expectedBytes(stats, video), now);
   }
 }
