@@ -5,7 +5,8 @@
 // later-invited member sees (MAM), a missed call entry, video calls with direct ICE and with
 // relay-only ICE through the Iris relay (inbound audio and video bytes grow on both sides,
 // per getStats, tests/browser/lib.mjs), ICE restarts after either side's network change,
-// screen sharing, hang-up releasing media and presence back to "Available".
+// screen sharing, hang-up releasing media and presence back to "Available", and a callee
+// without a microphone (video only; his camera off must not look like a dead path).
 // Saves screenshots to IRIS_SCREENSHOTS and prints time to interactive.
 //
 // Run: node --test tests/browser/web.test.mjs (crates/iris/tests/browser_web.rs starts the
@@ -71,20 +72,28 @@ async function callStats(page) {
   return s && { ...s, local: s.local?.type, remote: s.remote?.type };
 }
 
-async function mediaFlows(page, label) {
+// Until the call's inbound video (and audio, unless `audio` is false) grows; returns the stats.
+async function mediaFlows(page, label, { audio = true } = {}) {
   const deadline = Date.now() + 30000;
   let first = null;
   let last = null;
+  const audioGrew = (a, b) => !audio || b.inbound.audio > a.inbound.audio + 1000;
   while (Date.now() < deadline) {
     last = await callStats(page);
-    if (last && last.state === "connected" && last.inbound.audio > 0 && last.inbound.video > 0) {
+    if (last && last.state === "connected" && (!audio || last.inbound.audio > 0) && last.inbound.video > 0) {
       if (!first) first = last;
-      else if (last.inbound.audio > first.inbound.audio + 1000 && last.inbound.video > first.inbound.video + 5000) return last;
+      else if (audioGrew(first, last) && last.inbound.video > first.inbound.video + 5000) return last;
     }
     await page.waitForTimeout(500);
   }
-  assert.fail(`${label}: inbound audio and video did not grow: ${JSON.stringify({ first, last })}`);
+  assert.fail(`${label}: inbound ${audio ? "audio and " : ""}video did not grow: ${JSON.stringify({ first, last })}`);
 }
+
+// The ICE usernames of the current call: [local, remote].
+const ufrags = (p) => p.evaluate(() => {
+  const pc = window.iris.calls.current.pc;
+  return [window.iceUfrag(pc.localDescription), window.iceUfrag(pc.remoteDescription)];
+});
 
 async function videoCall(caller, callee, calleeJid, callerJid, observer, name) {
   await caller.locator(`button.row[data-jid="${calleeJid}"]`).click();
@@ -332,10 +341,6 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     assert.equal(a.local, "relay", "ann's selected candidate is a relay candidate");
     assert.equal(b.local, "relay", "bob's selected candidate is a relay candidate");
     // R-11: a network change restarts ICE (new credentials on both sides) and media resumes.
-    const ufrags = (p) => p.evaluate(() => {
-      const pc = window.iris.calls.current.pc;
-      return [window.iceUfrag(pc.localDescription), window.iceUfrag(pc.remoteDescription)];
-    });
     // Until both sides' ICE credentials differ from `old` and the negotiation is done.
     const restarted = (p, old) => p.waitForFunction((old) => {
       const pc = window.iris.calls.current.pc;
@@ -382,6 +387,44 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await mediaFlows(bob, "after the stall restart (bob)");
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
     for (const p of [ann, bob]) await p.evaluate(() => (window.iris.calls.relayOnly = false));
+  });
+
+  await t.test("a callee without a microphone: video only; camera off is no dead path", async () => {
+    // Bob's machine has no microphone: every request for audio fails as Chromium's does when
+    // there is no such device. He answers with his camera alone, muted.
+    await bob.evaluate(() => {
+      const md = navigator.mediaDevices;
+      window.realGetUserMedia = md.getUserMedia.bind(md);
+      md.getUserMedia = (c) => (c?.audio ? Promise.reject(new DOMException("Requested device not found", "NotFoundError")) : window.realGetUserMedia(c));
+    });
+    await ann.locator(`button.row[data-jid="bob@localhost"]`).click();
+    await ann.getByRole("button", { name: "Video call" }).click();
+    await bob.getByRole("alertdialog").waitFor({ timeout: T });
+    await bob.getByRole("button", { name: "Accept with video" }).click();
+    await bob.locator(".toast", { hasText: "Microphone unavailable" }).waitFor({ timeout: T });
+    for (const p of [ann, bob]) await p.locator(".call.active").waitFor({ timeout: 30000 });
+    await mediaFlows(ann, "ann, from a callee without a microphone", { audio: false });
+    await mediaFlows(bob, "bob, without a microphone");
+    // Ann is told he is muted (session-info after his session-accept); his mute button is off.
+    await ann.locator(".pill", { hasText: "Muted" }).waitFor({ timeout: T });
+    assert.ok(await bob.getByRole("button", { name: "Unmute" }).isDisabled(), "no microphone: the mute button is disabled");
+    await shot(bob, "10-call-without-microphone");
+    // Bob turns his camera off: now nothing at all flows towards Ann, which is not a dead path,
+    // so her one-way-media watchdog (2.5 s) must not restart ICE.
+    const before = await ufrags(ann);
+    await bob.getByRole("button", { name: "Turn camera off" }).click();
+    await ann.waitForFunction(() => window.iris.calls.current?.remoteCameraOff === true, null, { timeout: T });
+    const silentAt = Date.now();
+    await ann.waitForTimeout(7000);
+    const stats = await callStats(ann);
+    assert.deepEqual(await ufrags(ann), before, "no ICE restart while the peer's only media is off");
+    assert.equal(stats.state, "connected", "the call stays connected");
+    console.log(`video-only peer with its camera off: no restart in ${Date.now() - silentAt} ms`);
+    // Camera back on: his video reaches Ann again.
+    await bob.getByRole("button", { name: "Turn camera on" }).click();
+    await mediaFlows(ann, "ann, after the callee's camera came back", { audio: false });
+    await hangUpAndCheck(ann, bob, "ann@localhost", cat);
+    await bob.evaluate(() => (navigator.mediaDevices.getUserMedia = window.realGetUserMedia));
   });
 
   await t.test("history scroll-back pages through the archive (MAM)", async () => {

@@ -9,6 +9,7 @@ import { bare } from "./xmpp";
 import { JNS, Role, sdpToJingle, jingleToSdp, candidateInfo, candidateToSdp, iceCredentials, withIceCredentials, restartContents, splitSdp } from "./jingle";
 import { callEntry, Conversation } from "./model";
 import { CallMediaWatch } from "./stall";
+import { captureAttempts, captureFirst, captureNotice } from "./media";
 
 export const IRIS_CALL = "urn:iris:call:0";
 
@@ -83,7 +84,8 @@ export class Calls {
     this.send(x("message", { to, type: "chat", id: name === "propose" ? sid : crypto.randomUUID() }, x(name, { xmlns: JNS.message, id: sid }, children), x("store", { xmlns: "urn:xmpp:hints" })));
   }
 
-  /** Media capture for a call; on failure the call ends. Returns false then. */
+  /** Media capture for a call (missing devices only reduce what is sent); on an unexpected
+   * failure the call ends. Returns false then. */
   private async captureOrEnd(c: Call): Promise<boolean> {
     try {
       await this.capture(c);
@@ -276,21 +278,36 @@ export class Calls {
 
   // ---------- media and peer connection ----------
 
+  /** Captures what the call asks for, with less if a device is missing or refused (media.ts):
+   * no camera leaves the camera off, no microphone leaves the call muted, neither leaves it
+   * receive-only. The peer is told once the session is set up ([`announce`]). */
   private async capture(c: Call) {
     const mic = localStorage.getItem("iris.audioinput");
     const cam = localStorage.getItem("iris.videoinput");
-    const s = await navigator.mediaDevices.getUserMedia({
-      audio: mic ? { deviceId: mic } : true,
-      video: c.video ? { width: 640, height: 480, ...(cam ? { deviceId: cam } : {}) } : false,
-    });
+    const video = c.video ? { width: 640, height: 480, ...(cam ? { deviceId: cam } : {}) } : false;
+    const s = await captureFirst(captureAttempts(mic ? { deviceId: mic } : true, video));
     if (this.current !== c) {
-      s.getTracks().forEach((t) => t.stop());
+      s?.getTracks().forEach((t) => t.stop());
       return;
     }
-    c.local = s;
-    c.camera = s.getVideoTracks()[0] ?? null;
+    c.local = s ?? new MediaStream();
+    c.camera = c.local.getVideoTracks()[0] ?? null;
+    const hasMic = c.local.getAudioTracks().length > 0;
+    if (!hasMic) c.muted = true;
+    if (!c.camera) c.cameraOff = true;
+    const notice = captureNotice(c.video, hasMic, !!c.camera);
+    if (notice) this.app.toast(notice);
     void this.refreshDevices();
     this.app.emit();
+  }
+
+  /** Tells the peer (XEP-0167 session-info) what it cannot see in the media: a microphone or
+   * camera that is off from the start (missing, or turned off before the session was set up).
+   * Sent once both sides have the session: by the responder after its session-accept, by the
+   * initiator when that accept arrives, so the peer maps the content names. */
+  private announce(c: Call) {
+    if (c.muted) this.sessionInfo(c, x("mute", { xmlns: JNS.info, creator: "initiator", name: this.midOf(c, "audio") }));
+    if (c.video && c.cameraOff) this.sessionInfo(c, x("mute", { xmlns: JNS.info, creator: "initiator", name: this.midOf(c, "video") }));
   }
 
   private async peer(c: Call): Promise<RTCPeerConnection> {
@@ -415,6 +432,7 @@ export class Calls {
     await this.flushRemote(c);
     this.jingle(c, "session-accept", sdpToJingle(pc.localDescription?.sdp ?? "", "responder"));
     this.flushLocal(c);
+    this.announce(c);
   }
 
   private flushLocal(c: Call) {
@@ -610,6 +628,7 @@ export class Calls {
           return;
         }
         await this.flushRemote(c);
+        this.announce(c);
         break;
       case "transport-info": {
         const creds = iceCredentials(j);

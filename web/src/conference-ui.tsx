@@ -14,7 +14,6 @@ const ConfIcon = {
   thumbs: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M3 3h18v12H3zm0 14h5v4H3zm6.5 0h5v4h-5zm6.5 0h5v4h-5z" /></svg>,
   people: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M9 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm7 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM9 14c-3.3 0-7 1.6-7 4v2h14v-2c0-2.4-3.7-4-7-4zm7 0c-.5 0-1 0-1.5.1 1.5.9 2.5 2.2 2.5 3.9v2h5v-2c0-2.3-3.3-4-6-4z" /></svg>,
   leaf: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M20 3c-8 0-14 4-14 11 0 1.6.4 3 1 4.2L4 21.5 5.5 23l3.2-3.2A7.8 7.8 0 0 0 13 21c7 0 9-8 7-18zm-7 15.5c-.9 0-1.8-.2-2.6-.6L15 13.4l-1.4-1.4-4.6 4.6c-.3-.8-.5-1.7-.5-2.6 0-5 4-8.4 9.9-8.9.8 6.5-1.2 13.4-5.4 13.4z" /></svg>,
-  micOff: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M19 11h-2c0 .8-.2 1.5-.5 2.2l1.5 1.5A7 7 0 0 0 19 11zm-4 .2V5a3 3 0 0 0-6-.2zM4.3 3 3 4.3l6 6V11a3 3 0 0 0 4.5 2.6l1.6 1.6A5 5 0 0 1 7 11H5a7 7 0 0 0 6 6.9V21h2v-3.1a7 7 0 0 0 3.5-1.4l3.2 3.2 1.3-1.3z" /></svg>,
   camOff: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 6.5l-4 4V7a1 1 0 0 0-1-1H9.8L21 17.2zM3.3 2 2 3.3 4.7 6H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12c.2 0 .4-.1.6-.2l3.1 3.2 1.3-1.3z" /></svg>,
 };
 
@@ -148,7 +147,7 @@ export function ConferenceView({ app, confs, conf }: { app: App; confs: Conferen
                   <span class="who">{e.name}{e.me && <span class="muted"> (you)</span>}</span>
                   {e.screen && <span class="state" title="Sharing the screen" aria-label="sharing the screen">{Icon.screen}</span>}
                   <span class={`state${e.videoOff ? " off" : ""}`} title={e.videoOff ? "Camera off" : "Camera on"} aria-label={e.videoOff ? "camera off" : "camera on"}>{e.videoOff ? ConfIcon.camOff : Icon.video}</span>
-                  <span class={`state${e.audioMuted ? " off" : ""}`} title={e.audioMuted ? "Muted" : "Microphone on"} aria-label={e.audioMuted ? "muted" : "microphone on"}>{e.audioMuted ? ConfIcon.micOff : Icon.mic}</span>
+                  <span class={`state${e.audioMuted ? " off" : ""}`} title={e.audioMuted ? "Muted" : "Microphone on"} aria-label={e.audioMuted ? "muted" : "microphone on"}>{e.audioMuted ? Icon.micOff : Icon.mic}</span>
                 </li>
               ))}
             </ul>
@@ -156,7 +155,7 @@ export function ConferenceView({ app, confs, conf }: { app: App; confs: Conferen
         )}
       </div>
       <div class="controls" role="toolbar" aria-label="Conference controls">
-        <button class={`round${conf.muted ? " off" : ""}`} aria-pressed={conf.muted} aria-label={conf.muted ? "Unmute" : "Mute"} title={conf.muted ? "Unmute" : "Mute"} disabled={!conf.mic} onClick={() => confs.toggleMute()}>{conf.muted ? ConfIcon.micOff : Icon.mic}</button>
+        <button class={`round${conf.muted ? " off" : ""}`} aria-pressed={conf.muted} aria-label={conf.muted ? "Unmute" : "Mute"} title={conf.muted ? "Unmute" : "Mute"} disabled={!conf.mic} onClick={() => confs.toggleMute()}>{conf.muted ? Icon.micOff : Icon.mic}</button>
         <button class={`round${conf.cameraOff ? " off" : ""}`} aria-pressed={!conf.cameraOff} aria-label={conf.cameraOff ? "Turn camera on" : "Turn camera off"} title="Camera" disabled={!conf.pc} onClick={() => void confs.toggleCamera()}>{conf.cameraOff ? ConfIcon.camOff : Icon.video}</button>
         <button class={`round${conf.sharing ? " on" : ""}`} aria-pressed={conf.sharing} aria-label={conf.sharing ? "Stop sharing" : "Share screen"} title="Share screen" disabled={conf.state !== "joined"} onClick={() => void confs.toggleShare()}>{Icon.screen}</button>
         <div class="segmented" role="group" aria-label="Layout">
@@ -202,7 +201,7 @@ function TileView({ app, confs, conf, p, id, me, kind }: { app: App; confs: Conf
         </div>
       )}
       <div class="tile-name">
-        {muted && kind !== "screen" && <span class="mic-off" aria-label="muted">{ConfIcon.micOff}</span>}
+        {muted && kind !== "screen" && <span class="mic-off" aria-label="muted">{Icon.micOff}</span>}
         {kind === "screen" ? `${name} is sharing` : name}
         {me && " (you)"}
       </div>

@@ -8,6 +8,7 @@ import type { App } from "./app";
 import { XEl, x, kid, kids, text } from "./xml";
 import { bare } from "./xmpp";
 import { StallWatch, freshBytes } from "./stall";
+import { captureAttempts, captureFirst, captureNotice } from "./media";
 
 export const CONF_NS = "urn:xmpp:iris:conference:0";
 
@@ -624,24 +625,13 @@ export class Conferences {
 
   private async capture(c: Conference, video: boolean) {
     const mic = localStorage.getItem("iris.audioinput");
-    const attempts: MediaStreamConstraints[] = [
-      { audio: mic ? { deviceId: mic } : true, video: video ? cameraConstraints() : false },
-      { audio: mic ? { deviceId: mic } : true, video: false },
-    ];
-    for (const constraints of attempts) {
-      try {
-        const s = await navigator.mediaDevices.getUserMedia(constraints);
-        c.local = s;
-        c.mic = s.getAudioTracks()[0] ?? null;
-        c.camera = s.getVideoTracks()[0] ?? null;
-        c.cameraOff = !c.camera;
-        return;
-      } catch {
-        /* next */
-      }
-    }
-    c.cameraOff = true;
-    this.app.toast("No microphone or camera: you join to watch and listen");
+    const s = await captureFirst(captureAttempts(mic ? { deviceId: mic } : true, video ? cameraConstraints() : false));
+    if (s) c.local = s;
+    c.mic = c.local.getAudioTracks()[0] ?? null;
+    c.camera = c.local.getVideoTracks()[0] ?? null;
+    c.cameraOff = !c.camera;
+    const notice = captureNotice(video, !!c.mic, !!c.camera);
+    if (notice) this.app.toast(notice);
   }
 
   private async connect(c: Conference) {

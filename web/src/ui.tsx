@@ -60,6 +60,7 @@ export const Icon = {
   phone: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.45.57 3.57a1 1 0 0 1-.25 1z" /></svg>,
   video: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11z" /></svg>,
   mic: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1A7 7 0 0 0 19 11z" /></svg>,
+  micOff: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M19 11h-2c0 .8-.2 1.5-.5 2.2l1.5 1.5A7 7 0 0 0 19 11zm-4 .2V5a3 3 0 0 0-6-.2zM4.3 3 3 4.3l6 6V11a3 3 0 0 0 4.5 2.6l1.6 1.6A5 5 0 0 1 7 11H5a7 7 0 0 0 6 6.9V21h2v-3.1a7 7 0 0 0 3.5-1.4l3.2 3.2 1.3-1.3z" /></svg>,
   screen: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M20 3H4a2 2 0 0 0-2 2v11a2 2 0 0 0 2 2h6v2H8v2h8v-2h-2v-2h6a2 2 0 0 0 2-2V5a2 2 0 0 0-2-2zm0 13H4V5h16z" /></svg>,
   hang: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 9c-1.6 0-3.15.25-4.6.72v3.1a1 1 0 0 1-.56.9 11.5 11.5 0 0 0-2.66 1.85 1 1 0 0 1-1.41 0L.29 13.08a1 1 0 0 1 0-1.41A16.9 16.9 0 0 1 12 7a16.9 16.9 0 0 1 11.71 4.67 1 1 0 0 1 0 1.41l-2.48 2.49a1 1 0 0 1-1.41 0 11.3 11.3 0 0 0-2.67-1.85 1 1 0 0 1-.56-.9v-3.1A15 15 0 0 0 12 9z" /></svg>,
   send: <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M2 21l21-9L2 3v7l15 2-15 2z" /></svg>,
@@ -782,6 +783,7 @@ function CallView({ app, calls, call }: { app: App; calls: Calls; call: Call }) 
   const name = app.nameOf(call.peer);
   const c = app.contacts.get(call.peer);
   const remoteVideo = call.remote.getVideoTracks().some((t) => !t.muted);
+  const hasMic = (call.local?.getAudioTracks().length ?? 0) > 0;
   const status =
     call.state === "outgoing" ? "Ringing…" : call.state === "connecting" ? "Connecting…" : call.state === "active" ? clock((Date.now() - call.startedAt) / 1000) : call.reason;
   const mics = useMemo(() => calls.devices.filter((d) => d.kind === "audioinput"), [calls.devices]);
@@ -810,7 +812,7 @@ function CallView({ app, calls, call }: { app: App; calls: Calls; call: Call }) 
         </div>
       )}
       <div class="controls" role="toolbar" aria-label="Call controls">
-        <button class={`round${call.muted ? " off" : ""}`} aria-pressed={call.muted} aria-label={call.muted ? "Unmute" : "Mute"} title={call.muted ? "Unmute" : "Mute"} onClick={() => calls.toggleMute()}>{Icon.mic}</button>
+        <button class={`round${call.muted ? " off" : ""}`} aria-pressed={call.muted} aria-label={call.muted ? "Unmute" : "Mute"} title={hasMic ? (call.muted ? "Unmute" : "Mute") : "No microphone (pick one under Devices)"} disabled={!hasMic} onClick={() => calls.toggleMute()}>{call.muted ? Icon.micOff : Icon.mic}</button>
         <button class={`round${call.cameraOff ? " off" : ""}`} aria-pressed={!call.cameraOff} aria-label={call.cameraOff ? "Turn camera on" : "Turn camera off"} title="Camera" onClick={() => void calls.toggleCamera()}>{Icon.video}</button>
         <button class={`round${call.sharing ? " on" : ""}`} aria-pressed={call.sharing} aria-label={call.sharing ? "Stop sharing" : "Share screen"} title="Share screen" disabled={!call.pc} onClick={() => void calls.toggleShare()}>{Icon.screen}</button>
         <button class="round" aria-expanded={devices} aria-label="Devices" title="Devices" onClick={() => { setDevices(!devices); void calls.refreshDevices(); }}>{Icon.gear}</button>
