@@ -13,7 +13,9 @@
 # LOADGEN_CPUS (1), SCENARIOS ("audio-20k audio-100k video-50k audio-max video-max"), SKIP_BUILD=1,
 # UCLIENT=0 to skip coturn's own turnutils_uclient reference run, IRIS_BASE=/path/to/an/older/
 # relay_server to add it as a third server "base" (before/after comparisons), IRIS_BASE_CONFIG
-# to run "base" with another config file (A/B of a config key with the same binary).
+# to run "base" with another config file (A/B of a config key with the same binary). Scenarios
+# audio-NNk / video-NNk pace any rate; cap-NNk does so for lone audio packets sent through
+# io_uring (capacity sweeps past what the generator can offer with a syscall per packet).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -67,7 +69,10 @@ args_for() {
         video-50k-down) echo "--size 1200 --rate 50000 --direction down" ;;
         video-50k-burst-down) echo "--size 1200 --rate 50000 --burst 8 --direction down" ;;
         audio-max-down) echo "--size 160 --rate 0 --batch 32 --direction down" ;;
-        # Any other paced rate, for capacity sweeps (CAPACITY=1): audio-NNk, video-NNk.
+        # Capacity sweeps of lone audio packets past what one sendmmsg per client socket can
+        # offer (about 125 k/s here): the generator sends each pacing round through io_uring.
+        cap-*k) echo "--size 160 --ring 1 --rate $(( ${1//[^0-9]/} * 1000 ))" ;;
+        # Any other paced rate, for capacity sweeps: audio-NNk, video-NNk.
         audio-*k) echo "--size 160 --rate $(( ${1//[^0-9]/} * 1000 ))" ;;
         video-*k) echo "--size 1200 --rate $(( ${1//[^0-9]/} * 1000 ))" ;;
         *) echo "unknown scenario $1" >&2; exit 1 ;;
@@ -133,11 +138,19 @@ stop_server() {
 servers="coturn iris"
 if [ -n "${IRIS_BASE:-}" ]; then servers="coturn base iris"; fi
 declare -A result
+# Capacity sweeps (cap-NNk, in rising order): a server whose median round lost more than
+# 0.1 % at two rates in a row is not run at higher rates (it is past its capacity).
+declare -A over=()
+median_loss() {
+    { grep "^$1 .*label=$2 " "$work/results.txt" || true; } | sed -n 's/.* loss_pct=\([^ ]*\).*/\1/p' | sort -g \
+        | awk '{ l[NR] = $0 } END { if (NR) print l[int((NR + 1) / 2)] }'
+}
 echo "# $(nproc) cores; server on CPU $SERVER_CPUS ($server_cores thread(s)), load generator on CPU $LOADGEN_CPUS;" \
      "$ALLOCATIONS allocations, ${DURATION}s per run, $REPEAT repeat(s); $(turnserver --version 2>/dev/null | head -1 | sed 's/^/coturn /')"
 for scenario in $SCENARIOS; do
     for round in $(seq "$REPEAT"); do
         for server in $servers; do
+            if [[ $scenario == cap-* ]] && [ "${over[$server]:-0}" -ge 2 ]; then continue; fi
             idle=$(wait_quiet)
             load=$(cut -d' ' -f1 /proc/loadavg)
             start_server "$server"
@@ -152,9 +165,16 @@ for scenario in $SCENARIOS; do
     done
     for server in $servers; do
         # Median run by packets per server CPU-second.
-        result["$scenario/$server"]=$(grep "^$scenario .*label=$server " "$work/results.txt" \
+        result["$scenario/$server"]=$({ grep "^$scenario .*label=$server " "$work/results.txt" || true; } \
             | sed 's/.*pkts_per_cpu_s=\([^ ]*\).*/\1 &/' | sort -n \
             | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }' | cut -d' ' -f2-)
+        if [[ $scenario == cap-* ]] && [ -n "${result[$scenario/$server]}" ]; then
+            if awk -v l="$(median_loss "$scenario" "$server")" 'BEGIN { exit !(l > 0.1) }'; then
+                over[$server]=$(( ${over[$server]:-0} + 1 ))
+            else
+                over[$server]=0
+            fi
+        fi
     done
 done
 
@@ -165,6 +185,7 @@ for scenario in $SCENARIOS; do
     c="${result[$scenario/coturn]}"
     for server in $servers; do
         r="${result[$scenario/$server]}"
+        [ -n "$r" ] || continue
         ratio=""
         if [ "$server" != coturn ]; then
             ratio=$(awk -v a="$(field "$r" pkts_per_cpu_s)" -v b="$(field "$c" pkts_per_cpu_s)" \
@@ -177,6 +198,41 @@ for scenario in $SCENARIOS; do
     done
 done
 echo "(vs coturn: relayed pkts/s ratio / pkts per server CPU-second ratio; idle%: machine idle before the run; load: 1-min load average before it)"
+
+# Capacity (cap-NNk scenarios): per server, the highest offered rate up to which every swept
+# rate's median round lost at most 0.1 % (and relayed at least 98 % of the rate: a generator
+# that fell short offered less than the rate), and its best packets per CPU-second at any rate
+# that passed.
+caps=$(tr ' ' '\n' <<<"$SCENARIOS" | grep '^cap-' | sort -t- -k2 -n || true)
+if [ -n "$caps" ]; then
+    echo
+    echo "capacity at <= 0.1 % loss (median of $REPEAT round(s) per rate; lone 160-byte packets, sent through io_uring):"
+    declare -A cap=() best=()
+    for server in $servers; do
+        cap[$server]=0; best[$server]=0; ok=1
+        for scenario in $caps; do
+            r="${result[$scenario/$server]}"
+            loss=$(median_loss "$scenario" "$server")
+            if [ -z "$r" ] || [ -z "$loss" ] || awk -v l="$loss" 'BEGIN { exit !(l > 0.1) }'; then ok=0; continue; fi
+            rate=$(( ${scenario//[^0-9]/} * 1000 ))
+            if awk -v p="$(field "$r" pps)" -v r="$rate" 'BEGIN { exit !(p < 0.98 * r) }'; then
+                echo "  ($server at $scenario: the generator offered only $(field "$r" pps) pkt/s)"
+                ok=0
+                continue
+            fi
+            eff=$(field "$r" pkts_per_cpu_s)
+            if [ "$ok" = 1 ]; then cap[$server]=$rate; fi
+            best[$server]=$(awk -v a="${best[$server]}" -v b="$eff" 'BEGIN { print (b > a) ? b : a }')
+        done
+        printf '  %-7s capacity %7s pkt/s   best %7s pkt per CPU-s\n' "$server" "${cap[$server]}" "${best[$server]}"
+    done
+    for server in $servers; do
+        [ "$server" != coturn ] || continue
+        awk -v a="${cap[$server]}" -v b="${cap[coturn]}" -v e="${best[$server]}" -v f="${best[coturn]}" -v s="$server" \
+            'BEGIN { if (b > 0 && f > 0) printf "  %s vs coturn: capacity %.2fx, best efficiency %.2fx\n", s, a / b, e / f }'
+    done
+    echo "  (a capacity equal to the highest rate swept is a lower bound: sweep higher rates)"
+fi
 
 # coturn's own client as a reference (echo through turnutils_peer), bounded and quick.
 if [ "$UCLIENT" = 1 ] && command -v turnutils_uclient >/dev/null && command -v turnutils_peer >/dev/null; then

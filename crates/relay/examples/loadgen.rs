@@ -3,7 +3,7 @@
 //! ```text
 //! loadgen --server 127.0.0.1:34780 --secret S [--allocations 200] [--size 160]
 //!         [--rate 0] [--duration 10] [--batch 32] [--burst 1] [--direction up|down]
-//!         [--server-pid PID] [--label NAME]
+//!         [--server-pid PID] [--label NAME] [--ring 0|1]
 //! ```
 //!
 //! Each allocation is its own client socket (own 5-tuple, own user `loadgen-<i>`), bound to
@@ -18,7 +18,10 @@
 //! `--rate` paces the total packets per second (0: as fast as possible, `--batch` per
 //! allocation in turn); paced, each allocation in turn gets `--burst` packets back to back
 //! (1: audio-like; more: a video frame split in several packets). Receivers use batched
-//! receive with GRO via `quinn-udp`.
+//! receive with GRO via `quinn-udp`. With `--ring 1` (paced up direction only) the lone
+//! datagrams of a pacing round leave through one io_uring (`iris_udp::uring`) instead of one
+//! `sendmmsg` per client socket, so that the generator can offer more than its core could
+//! otherwise send (capacity runs, `bench/relay/run.sh` scenarios `cap-*`).
 //! With `--server-pid`, the server's CPU time (utime + stime of `/proc/PID/stat`) is read
 //! around the measured window. One `RESULT key=value…` line is printed at the end.
 
@@ -47,6 +50,7 @@ struct Args {
     down: bool,
     server_pid: Option<u32>,
     label: String,
+    ring: bool,
 }
 
 fn args() -> Args {
@@ -62,6 +66,7 @@ fn args() -> Args {
         down: false,
         server_pid: None,
         label: "run".to_owned(),
+        ring: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(key) = it.next() {
@@ -87,6 +92,7 @@ fn args() -> Args {
             }
             "--server-pid" => a.server_pid = Some(value.parse().expect("--server-pid PID")),
             "--label" => a.label = value,
+            "--ring" => a.ring = value == "1",
             other => panic!("unknown option {other}"),
         }
     }
@@ -302,6 +308,30 @@ fn send_batch(socket: &UdpSocket, frame: &[u8], count: usize) -> usize {
     sent
 }
 
+/// Sends `frame` once from the socket of each client in `round` (in order) through `ring`;
+/// returns how many left.
+fn send_ring(
+    ring: &mut iris_udp::uring::SendRing,
+    clients: &[Client],
+    frame: &[u8],
+    round: &[usize],
+) -> usize {
+    use std::os::fd::AsFd;
+    let mut sent = 0;
+    let ops = round.iter().map(|&i| iris_udp::uring::Op {
+        socket: clients[i].socket.as_fd(),
+        slot: None,
+        // The client sockets are connected to the server.
+        destination: None,
+        data: frame,
+    });
+    if let Err(e) = ring.send_all(ops, |_, r| sent += usize::from(r.is_ok())) {
+        eprintln!("io_uring send failed: {e}");
+        std::process::exit(2);
+    }
+    sent
+}
+
 /// Sends `count` copies of `payload` from the peer to each of `to` in turn, up to 64 per
 /// `sendmmsg`; returns how many left.
 fn send_down(socket: &UdpSocket, payload: &[u8], to: &[(SocketAddr, usize)]) -> usize {
@@ -376,6 +406,17 @@ fn main() {
     frame.extend((0..args.size).map(|i| i as u8));
     let payload = &frame[4..];
     let mut down_batch: Vec<(SocketAddr, usize)> = Vec::with_capacity(64);
+    // Paced up direction with --ring: the client index of every datagram of a round.
+    let mut ring =
+        match (args.ring && !args.down && args.rate > 0).then(iris_udp::uring::SendRing::new) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                eprintln!("--ring: no io_uring here ({e})");
+                std::process::exit(2);
+            }
+            None => None,
+        };
+    let mut round: Vec<usize> = Vec::new();
 
     let cpu_before = args.server_pid.and_then(cpu_seconds);
     let start = Instant::now();
@@ -409,11 +450,17 @@ fn main() {
                     sent += send_down(peer, payload, &down_batch) as u64;
                     down_batch.clear();
                 }
+            } else if ring.is_some() {
+                round.extend(std::iter::repeat_n(next, n));
             } else {
                 sent += send_batch(&clients[next].socket, &frame, n) as u64;
             }
             left -= n;
             next = (next + 1) % clients.len();
+        }
+        if let Some(r) = ring.as_mut() {
+            sent += send_ring(r, &clients, &frame, &round) as u64;
+            round.clear();
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
