@@ -406,7 +406,7 @@ fn main() {
     frame.extend((0..args.size).map(|i| i as u8));
     let payload = &frame[4..];
     let mut down_batch: Vec<(SocketAddr, usize)> = Vec::with_capacity(64);
-    // Paced up direction with --ring: the client index of every datagram of a round.
+    // Paced up direction with --ring: a pacing round's datagrams leave in one io_uring entry.
     let mut ring =
         match (args.ring && !args.down && args.rate > 0).then(iris_udp::uring::SendRing::new) {
             Some(Ok(r)) => Some(r),
@@ -416,6 +416,7 @@ fn main() {
             }
             None => None,
         };
+    // With the ring: the client index of every datagram of the current round.
     let mut round: Vec<usize> = Vec::new();
 
     let cpu_before = args.server_pid.and_then(cpu_seconds);
