@@ -424,6 +424,16 @@ test("the web client: presence, chat, bubbles and calls", { timeout: 420000 }, a
     await bob.getByRole("button", { name: "Turn camera on" }).click();
     await mediaFlows(ann, "ann, after the callee's camera came back", { audio: false });
     await hangUpAndCheck(ann, bob, "ann@localhost", cat);
+    // Now Bob calls, still without a microphone: as the initiator he tells Ann he is muted
+    // once her session-accept arrives.
+    await bob.locator(`button.row[data-jid="ann@localhost"]`).click();
+    await bob.getByRole("button", { name: "Video call" }).click();
+    await ann.getByRole("alertdialog").waitFor({ timeout: T });
+    await ann.getByRole("button", { name: "Accept with video" }).click();
+    for (const p of [ann, bob]) await p.locator(".call.active").waitFor({ timeout: 30000 });
+    await mediaFlows(ann, "ann, from a caller without a microphone", { audio: false });
+    await ann.locator(".pill", { hasText: "Muted" }).waitFor({ timeout: T });
+    await hangUpAndCheck(bob, ann, "bob@localhost", ann);
     await bob.evaluate(() => (navigator.mediaDevices.getUserMedia = window.realGetUserMedia));
   });
 
