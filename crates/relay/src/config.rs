@@ -65,7 +65,8 @@ pub struct RelayConfig {
     pub udp_workers: usize,
     /// Receive and send buffer of each UDP listener in bytes (default 4 MiB), so bursts
     /// from many clients are not dropped while a worker wakes up. The kernel caps it at
-    /// `net.core.rmem_max` / `wmem_max`: raise those to make it count (coturn uses 2 MiB).
+    /// `net.core.rmem_max` / `wmem_max`: raise those to make it count (coturn uses 2 MiB); the
+    /// relay warns at start when it got less.
     pub udp_buffer_bytes: usize,
     /// UDP GSO (one `sendmsg` for several equal-size datagrams to one destination) where the
     /// kernel allows it (default true; it is turned off by itself when the kernel or the

@@ -72,13 +72,36 @@ fn bind_listener(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<Batch
     sockopt::set_socket_reuseport(&fd, true)?;
     rustix::net::bind(&fd, &addr)?;
     if buffer_bytes > 0 {
-        let set = sockopt::set_socket_recv_buffer_size(&fd, buffer_bytes)
-            .and_then(|()| sockopt::set_socket_send_buffer_size(&fd, buffer_bytes));
-        if let Err(e) = set {
-            tracing::warn!(%addr, error = %e, "udp buffer size not set");
+        match set_buffers(&fd, buffer_bytes) {
+            // A capped receive buffer drops bursts while a worker wakes up (bench/relay: a VM
+            // stall of tens of milliseconds at 130 k packets/s); say how to lift the cap.
+            Ok((recv, send)) if recv < buffer_bytes || send < buffer_bytes => tracing::warn!(
+                %addr,
+                configured = buffer_bytes,
+                recv,
+                send,
+                "udp buffers capped by the kernel: raise net.core.rmem_max and net.core.wmem_max \
+                 to at least the configured size (sysctl -w net.core.rmem_max={buffer_bytes} \
+                 net.core.wmem_max={buffer_bytes}) or lower udp_buffer_bytes"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%addr, error = %e, "udp buffer size not set"),
         }
     }
     BatchSocket::new(std::net::UdpSocket::from(fd))
+}
+
+/// Asks for `bytes` of receive and send buffer on `fd`; returns what the kernel granted
+/// (receive, send), which it caps at `net.core.rmem_max` / `wmem_max` (Linux reports twice the
+/// usable size, its bookkeeping included; halved here).
+fn set_buffers(fd: &OwnedFd, bytes: usize) -> std::io::Result<(usize, usize)> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_recv_buffer_size(fd, bytes)?;
+    sockopt::set_socket_send_buffer_size(fd, bytes)?;
+    Ok((
+        sockopt::socket_recv_buffer_size(fd)? / 2,
+        sockopt::socket_send_buffer_size(fd)? / 2,
+    ))
 }
 
 fn unspecified(v4: bool) -> IpAddr {
@@ -1488,5 +1511,31 @@ async fn timer_loop(shared: Arc<Shared>) {
             drain(&mut core)
         };
         flush(&shared, out).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn udp() -> OwnedFd {
+        rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::DGRAM,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn buffers_report_what_the_kernel_granted() {
+        // Within every kernel's cap: granted in full.
+        let (recv, send) = set_buffers(&udp(), 64 << 10).unwrap();
+        assert!(recv >= 64 << 10 && send >= 64 << 10, "{recv} {send}");
+        // 1 GiB is past net.core.rmem_max / wmem_max anywhere sane: the cap shows.
+        let (recv, send) = set_buffers(&udp(), 1 << 30).unwrap();
+        assert!(recv > 0 && recv < 1 << 30, "receive buffer {recv}");
+        assert!(send > 0 && send < 1 << 30, "send buffer {send}");
     }
 }
