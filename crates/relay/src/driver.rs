@@ -60,8 +60,13 @@ impl From<std::io::Error> for RelayError {
 type Writer = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
 
 /// A client-facing UDP socket bound to `addr` with SO_REUSEPORT (so that every worker can
-/// have its own), buffers of `buffer_bytes` when non-zero.
-fn bind_listener(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<BatchSocket> {
+/// have its own), buffers of `buffer_bytes` when non-zero; `first` (the address's first
+/// socket) says when the kernel capped them, once for all the workers' sockets.
+fn bind_listener(
+    addr: SocketAddr,
+    buffer_bytes: usize,
+    first: bool,
+) -> std::io::Result<BatchSocket> {
     use rustix::net::{sockopt, AddressFamily, SocketType};
     let family = if addr.is_ipv4() {
         AddressFamily::INET
@@ -75,15 +80,17 @@ fn bind_listener(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<Batch
         match set_buffers(&fd, buffer_bytes) {
             // A capped receive buffer drops bursts while a worker wakes up (bench/relay: a VM
             // stall of tens of milliseconds at 130 k packets/s); say how to lift the cap.
-            Ok((recv, send)) if recv < buffer_bytes || send < buffer_bytes => tracing::warn!(
-                %addr,
-                configured = buffer_bytes,
-                recv,
-                send,
-                "udp buffers capped by the kernel: raise net.core.rmem_max and net.core.wmem_max \
-                 to at least the configured size (sysctl -w net.core.rmem_max={buffer_bytes} \
-                 net.core.wmem_max={buffer_bytes}) or lower udp_buffer_bytes"
-            ),
+            Ok((recv, send)) if first && (recv < buffer_bytes || send < buffer_bytes) => {
+                tracing::warn!(
+                    %addr,
+                    configured = buffer_bytes,
+                    recv,
+                    send,
+                    "udp buffers capped by the kernel: raise net.core.rmem_max and net.core.wmem_max \
+                     to at least the configured size (sysctl -w net.core.rmem_max={buffer_bytes} \
+                     net.core.wmem_max={buffer_bytes}) or lower udp_buffer_bytes"
+                )
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(%addr, error = %e, "udp buffer size not set"),
         }
@@ -516,13 +523,13 @@ impl Relay {
         for addr in &config.udp_listen {
             // One socket per worker on the same port (SO_REUSEPORT): the kernel hashes each
             // client flow to one of them, so a client's packets stay in order.
-            let first = Arc::new(bind_listener(*addr, config.udp_buffer_bytes)?);
+            let first = Arc::new(bind_listener(*addr, config.udp_buffer_bytes, true)?);
             let local = first.local;
             udp_addrs.push(local);
             udp_listeners.insert(local, first.clone());
             udp_workers.push(Worker::new(first, config.udp_io_uring)?);
             for _ in 1..workers {
-                let more = bind_listener(local, config.udp_buffer_bytes)?;
+                let more = bind_listener(local, config.udp_buffer_bytes, false)?;
                 udp_workers.push(Worker::new(Arc::new(more), config.udp_io_uring)?);
             }
         }
