@@ -9,7 +9,7 @@ import { bare } from "./xmpp";
 import { JNS, Role, sdpToJingle, jingleToSdp, candidateInfo, candidateToSdp, iceCredentials, withIceCredentials, restartContents, splitSdp } from "./jingle";
 import { callEntry, Conversation } from "./model";
 import { CallMediaWatch } from "./stall";
-import { captureAttempts, captureFirst, captureNotice } from "./media";
+import { captureMedia } from "./media";
 
 export const IRIS_CALL = "urn:iris:call:0";
 
@@ -181,7 +181,7 @@ export class Calls {
     if (!c) return;
     c.muted = !c.muted;
     c.local?.getAudioTracks().forEach((t) => (t.enabled = !c.muted));
-    this.sessionInfo(c, x(c.muted ? "mute" : "unmute", { xmlns: JNS.info, creator: "initiator", name: this.midOf(c, "audio") }));
+    this.sendMute(c, "audio", c.muted);
     this.app.emit();
   }
 
@@ -201,7 +201,7 @@ export class Calls {
     c.cameraOff = !c.cameraOff;
     if (c.camera) c.camera.enabled = !c.cameraOff;
     await this.videoSender(c)?.replaceTrack(c.cameraOff ? null : c.camera);
-    this.sessionInfo(c, x(c.cameraOff ? "mute" : "unmute", { xmlns: JNS.info, creator: "initiator", name: this.midOf(c, "video") }));
+    this.sendMute(c, "video", c.cameraOff);
     this.app.emit();
   }
 
@@ -282,21 +282,17 @@ export class Calls {
    * no camera leaves the camera off, no microphone leaves the call muted, neither leaves it
    * receive-only. The peer is told once the session is set up ([`announce`]). */
   private async capture(c: Call) {
-    const mic = localStorage.getItem("iris.audioinput");
     const cam = localStorage.getItem("iris.videoinput");
-    const video = c.video ? { width: 640, height: 480, ...(cam ? { deviceId: cam } : {}) } : false;
-    const s = await captureFirst(captureAttempts(mic ? { deviceId: mic } : true, video));
+    const got = await captureMedia(c.video ? { width: 640, height: 480, ...(cam ? { deviceId: cam } : {}) } : false);
     if (this.current !== c) {
-      s?.getTracks().forEach((t) => t.stop());
+      got.stream?.getTracks().forEach((t) => t.stop());
       return;
     }
-    c.local = s ?? new MediaStream();
-    c.camera = c.local.getVideoTracks()[0] ?? null;
-    const hasMic = c.local.getAudioTracks().length > 0;
-    if (!hasMic) c.muted = true;
+    c.local = got.stream ?? new MediaStream();
+    c.camera = got.camera;
+    if (!got.mic) c.muted = true;
     if (!c.camera) c.cameraOff = true;
-    const notice = captureNotice(c.video, hasMic, !!c.camera);
-    if (notice) this.app.toast(notice);
+    if (got.notice) this.app.toast(got.notice);
     void this.refreshDevices();
     this.app.emit();
   }
@@ -306,8 +302,13 @@ export class Calls {
    * Sent once both sides have the session: by the responder after its session-accept, by the
    * initiator when that accept arrives, so the peer maps the content names. */
   private announce(c: Call) {
-    if (c.muted) this.sessionInfo(c, x("mute", { xmlns: JNS.info, creator: "initiator", name: this.midOf(c, "audio") }));
-    if (c.video && c.cameraOff) this.sessionInfo(c, x("mute", { xmlns: JNS.info, creator: "initiator", name: this.midOf(c, "video") }));
+    if (c.muted) this.sendMute(c, "audio", true);
+    if (c.video && c.cameraOff) this.sendMute(c, "video", true);
+  }
+
+  /** XEP-0167 `<mute/>` / `<unmute/>` session-info for the content of `kind`. */
+  private sendMute(c: Call, kind: "audio" | "video", muted: boolean) {
+    this.sessionInfo(c, x(muted ? "mute" : "unmute", { xmlns: JNS.info, creator: "initiator", name: this.midOf(c, kind) }));
   }
 
   private async peer(c: Call): Promise<RTCPeerConnection> {

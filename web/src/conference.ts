@@ -8,7 +8,7 @@ import type { App } from "./app";
 import { XEl, x, kid, kids, text } from "./xml";
 import { bare } from "./xmpp";
 import { StallWatch, freshBytes } from "./stall";
-import { captureAttempts, captureFirst, captureNotice } from "./media";
+import { captureMedia } from "./media";
 
 export const CONF_NS = "urn:xmpp:iris:conference:0";
 
@@ -624,14 +624,12 @@ export class Conferences {
   // ---------- media and negotiation ----------
 
   private async capture(c: Conference, video: boolean) {
-    const mic = localStorage.getItem("iris.audioinput");
-    const s = await captureFirst(captureAttempts(mic ? { deviceId: mic } : true, video ? cameraConstraints() : false));
-    if (s) c.local = s;
-    c.mic = c.local.getAudioTracks()[0] ?? null;
-    c.camera = c.local.getVideoTracks()[0] ?? null;
+    const got = await captureMedia(video ? cameraConstraints() : false);
+    if (got.stream) c.local = got.stream;
+    c.mic = got.mic;
+    c.camera = got.camera;
     c.cameraOff = !c.camera;
-    const notice = captureNotice(video, !!c.mic, !!c.camera);
-    if (notice) this.app.toast(notice);
+    if (got.notice) this.app.toast(got.notice);
   }
 
   private async connect(c: Conference) {

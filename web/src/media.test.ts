@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { captureAttempts, captureFirst, captureNotice } from "./media";
+import { captureAttempts, captureFirst, captureMedia, captureNotice } from "./media";
 
 /** A stand-in for getUserMedia on a machine with only the devices in `has`: a request for a
  * device it lacks fails as the browser's does (NotFoundError); it records every request. */
@@ -52,5 +52,25 @@ describe("capture with missing devices", () => {
     expect(captureNotice(true, false, true)).toMatch(/^Microphone unavailable/);
     expect(captureNotice(false, false, false)).toMatch(/watch and listen/);
     expect(captureNotice(true, false, false)).toMatch(/watch and listen/);
+  });
+
+  it("captures with the chosen microphone and reports the tracks it got", async () => {
+    localStorage.setItem("iris.audioinput", "m1");
+    const asked: MediaStreamConstraints[] = [];
+    // A machine with a camera and no microphone.
+    const gum = async (c: MediaStreamConstraints) => {
+      asked.push(c);
+      if (c.audio) throw new DOMException("Requested device not found", "NotFoundError");
+      const camera = { kind: "video" } as MediaStreamTrack;
+      return { getAudioTracks: () => [], getVideoTracks: () => [camera] } as unknown as MediaStream;
+    };
+    const got = await captureMedia(cam, gum);
+    expect(asked[0]).toEqual({ audio: { deviceId: "m1" }, video: cam });
+    expect(got.mic).toBeNull();
+    expect(got.camera).toEqual({ kind: "video" });
+    expect(got.notice).toMatch(/^Microphone unavailable/);
+    const none = await captureMedia(false, gum);
+    expect(none).toEqual({ stream: null, mic: null, camera: null, notice: expect.stringMatching(/watch and listen/) });
+    localStorage.removeItem("iris.audioinput");
   });
 });

@@ -1,6 +1,7 @@
 //! Local media capture for calls and conferences when a device is missing, busy or refused:
 //! which getUserMedia requests to try in turn and what to tell the user about the result. No
-//! WebRTC, no UI; `getUserMedia` is passed in so that tests can stand in for the browser.
+//! WebRTC, no UI (the caller shows the notice); `getUserMedia` can be passed in so that tests
+//! stand in for the browser.
 
 /** The requests to try, best first: everything asked for; then the microphone alone (no camera,
  * or another program holds it); then the camera alone (no microphone, or it was refused). An
@@ -38,4 +39,18 @@ export function captureNotice(wantVideo: boolean, gotAudio: boolean, gotVideo: b
   if (gotAudio) return "Camera unavailable: you are in with audio only";
   if (gotVideo) return "Microphone unavailable: others can see you but not hear you";
   return "No microphone or camera: you can watch and listen";
+}
+
+/** What [`captureMedia`] got: the stream (null: nothing at all), its tracks, and what to tell
+ * the user about what is missing. */
+export type Captured = { stream: MediaStream | null; mic: MediaStreamTrack | null; camera: MediaStreamTrack | null; notice: string | null };
+
+/** Captures the chosen microphone (Settings: `iris.audioinput`) and `video` (false: none) with
+ * the fallbacks of [`captureAttempts`]; the one entry point of calls and conferences. */
+export async function captureMedia(video: MediaTrackConstraints | false, getUserMedia?: GetUserMedia): Promise<Captured> {
+  const mic = localStorage.getItem("iris.audioinput");
+  const stream = await captureFirst(captureAttempts(mic ? { deviceId: mic } : true, video), getUserMedia);
+  const audioTrack = stream?.getAudioTracks()[0] ?? null;
+  const camera = stream?.getVideoTracks()[0] ?? null;
+  return { stream, mic: audioTrack, camera, notice: captureNotice(!!video, !!audioTrack, !!camera) };
 }
