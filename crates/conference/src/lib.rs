@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bridge;
 pub mod config;
 pub mod control;
+mod counters;
 pub mod room;
 pub mod signal;
 #[cfg(feature = "testkit")]

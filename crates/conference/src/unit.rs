@@ -32,6 +32,7 @@ use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ConferenceConfig;
+use crate::counters::Counters;
 use crate::room::{
     self, Action, Incoming, Layer, ParticipantId, Publishing, Room, Route, TrackKind, View,
 };
@@ -283,6 +284,7 @@ pub async fn start(
         next_id: 1,
         routes: Vec::new(),
         touched: Vec::new(),
+        counters: Counters::register(),
     };
     tokio::spawn(unit.run(commands));
     let handle = ConferenceHandle {
@@ -512,6 +514,7 @@ struct Unit {
     routes: Vec<Route>,
     /// Receivers that got media since they were last polled.
     touched: Vec<ParticipantId>,
+    counters: Counters,
 }
 
 impl Unit {
@@ -1029,6 +1032,7 @@ impl Unit {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
+        let deferred = &self.counters.pacer_timeouts_deferred;
         let mut due = 0;
         for _ in 0..10_000 {
             if !s.rtc.is_alive() {
@@ -1036,7 +1040,7 @@ impl Unit {
             }
             let out = catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output()));
             match out {
-                Ok(Ok(Output::Timeout(t))) => match on_timeout(s, t, &mut due) {
+                Ok(Ok(Output::Timeout(t))) => match on_timeout(s, t, &mut due, deferred) {
                     Some(at) => {
                         s.next_timeout = at;
                         break;
@@ -1115,10 +1119,11 @@ impl Unit {
             return;
         };
         let mut held = Vec::new();
+        let deferred = &self.counters.pacer_timeouts_deferred;
         let mut due = 0;
         for _ in 0..10_000 {
             match catch_unwind(AssertUnwindSafe(|| s.rtc.poll_output())) {
-                Ok(Ok(Output::Timeout(t))) => match on_timeout(s, t, &mut due) {
+                Ok(Ok(Output::Timeout(t))) => match on_timeout(s, t, &mut due, deferred) {
                     Some(at) => {
                         s.next_timeout = at;
                         break;
@@ -1200,10 +1205,8 @@ impl Unit {
         room.route(&incoming, now, &mut routes);
         // Frames end on the marker bit (video); an audio packet is a frame.
         let frame_end = kind == TrackKind::Audio || p.header.marker;
-        let label = layer.map_or(kind_label(kind), Layer::rid);
         if frame_end {
-            metrics::counter!("iris_conference_received_frames_total", "layer" => label)
-                .increment(1);
+            self.counters.received_frame(kind, layer);
         }
         let mut ext = ExtensionValues::default();
         if let Some(l) = level {
@@ -1218,12 +1221,8 @@ impl Unit {
             }
         }
         if written > 0 {
-            if frame_end {
-                metrics::counter!("iris_conference_forwarded_frames_total", "layer" => label)
-                    .increment(written);
-            }
-            metrics::counter!("iris_conference_forwarded_bytes_total", "layer" => label)
-                .increment(written * p.payload.len() as u64);
+            self.counters
+                .forwarded(kind, layer, written, p.payload.len(), frame_end);
         }
         self.routes = routes;
         self.actions(room_name);
@@ -1313,12 +1312,17 @@ fn is_keyframe(params: PayloadParams, payload: &[u8]) -> bool {
 
 /// Handles the timeout `t` a session asked for if it is due (`None`: poll again); otherwise
 /// says when to wake it: at `t`, or a little later for a pacer timeout with nothing behind it.
-fn on_timeout(s: &mut Session, t: Instant, rounds: &mut u32) -> Option<Instant> {
+fn on_timeout(
+    s: &mut Session,
+    t: Instant,
+    rounds: &mut u32,
+    deferred: &metrics::Counter,
+) -> Option<Instant> {
     let now = Instant::now();
     if t <= now && s.gate.may_defer(s.rtc.last_timeout_reason(), now) {
         // Left due: the next write to this receiver clears it, or the unit's loop does at
         // the end of this turn (`Unit::run`), so nothing waits past the batch in hand.
-        metrics::counter!("iris_conference_pacer_timeouts_deferred_total").increment(1);
+        deferred.increment(1);
         return Some(t);
     }
     if release_due(&mut s.rtc, t, rounds) {
@@ -1353,14 +1357,6 @@ fn release_due(rtc: &mut Rtc, timeout: Instant, rounds: &mut u32) -> bool {
 /// Audio levels quieter than this (-dBov) mark silence in forwarded packets.
 fn room_silence() -> u8 {
     70
-}
-
-fn kind_label(kind: TrackKind) -> &'static str {
-    match kind {
-        TrackKind::Audio => "audio",
-        TrackKind::Video => "video",
-        TrackKind::Screen => "screen",
-    }
 }
 
 fn mids(list: &[MidKind]) -> HashMap<Mid, TrackKind> {

@@ -13,6 +13,11 @@ mod user_cmd;
 use clap::Parser as _;
 use std::process::ExitCode;
 
+/// mimalloc: str0m allocates per forwarded packet (payloads, transmits, events) and the relay
+/// per allocation; glibc's allocator cost measurably more (bench/conference/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
