@@ -21,7 +21,9 @@
 # in the subscriber's socket, kernel stamp, one clock), frame and packet loss; then
 # the ratio Iris/Janus. Env: PUBLISHERS (4), SUBSCRIBERS (16), LAYER (m), WARMUP (3),
 # DURATION (20), RUNS (1), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), SINGLE_PORT
-# (Iris: 1 = one UDP port, 0 = one port per participant), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
+# (Iris: 1 = one UDP port, 0 = one port per participant), BUSY_POLL (0; 1 = subscribers poll
+# their sockets without sleeping, so neither server pays for waking the load generator's
+# threads over loopback), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
 # Needs: Debian packages janus, iproute2, util-linux (taskset), python3; root (netns).
 set -euo pipefail
 
@@ -37,6 +39,9 @@ LOADGEN_CPUS="${LOADGEN_CPUS:-1}"
 SERVERS="${SERVERS:-iris janus}"
 RUNS="${RUNS:-1}"
 SINGLE_PORT="${SINGLE_PORT:-1}"
+BUSY_POLL="${BUSY_POLL:-0}"
+poll_flag=()
+if [ "$BUSY_POLL" = 1 ]; then poll_flag=(--busy-poll); fi
 PASSWORD=bench-password
 IP=10.213.0.1
 PORT=38443
@@ -95,7 +100,7 @@ wait_port() {
 
 loadgen() {
     in_ns taskset -c "$LOADGEN_CPUS" "$LOADGEN" --publishers "$PUBLISHERS" --subscribers "$SUBSCRIBERS" \
-        --layer "$LAYER" --warmup-secs "$WARMUP" --duration-secs "$DURATION" --ip "$IP" \
+        --layer "$LAYER" --warmup-secs "$WARMUP" --duration-secs "$DURATION" --ip "$IP" "${poll_flag[@]}" \
         --server-pid "$server_pid" "$@"
 }
 

@@ -52,6 +52,10 @@ struct Args {
     /// Address the peers bind to.
     #[arg(long, default_value = "127.0.0.1")]
     ip: IpAddr,
+    /// Subscribers poll their sockets without sleeping, so the server is not charged for
+    /// waking the load generator's threads over loopback (see bench/conference/README.md).
+    #[arg(long)]
+    busy_poll: bool,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -89,6 +93,7 @@ async fn main() -> Result<()> {
         ready_timeout: Duration::from_secs(30),
         server_pid: a.server_pid,
         ip: a.ip,
+        busy_poll: a.busy_poll,
     };
     let report = run(&target, &load).await?;
     println!("{}", report.text());

@@ -41,6 +41,12 @@ pub struct Control {
     /// nanoseconds since [`media::epoch`], taken just before the `send_to` that handed it to
     /// the kernel. Subscribers measure the server's added latency from it.
     pub sent: Mutex<HashMap<(u16, u8, u32), u64>>,
+    /// Subscribers read their sockets without blocking and yield between empty reads, so no
+    /// subscriber thread sleeps in `recvmsg`. A server sending to a sleeping thread over
+    /// loopback pays, in its own `sendmsg`, for waking that thread on the load generator's
+    /// core (an inter-processor interrupt, costly in a VM); toward a real network it would
+    /// pay nothing of the kind. Both servers are measured the same way either way.
+    pub busy_poll: bool,
 }
 
 /// What a peer shows while running.
@@ -155,8 +161,13 @@ fn bind(ip: IpAddr) -> Result<(UdpSocket, SocketAddr)> {
 }
 
 /// One datagram with how long it waited in the socket (now minus the kernel's receive stamp).
-fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr, Duration)> {
-    let (n, source, stamp) = stamps::recv(socket, buf).ok()?;
+/// `flags`: `recvmsg` flags (0, or `MSG_DONTWAIT` to return at once when nothing waits).
+fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> Option<(usize, SocketAddr, Duration)> {
+    let (n, source, stamp) = stamps::recv(socket, buf, flags).ok()?;
     let wait = stamp
         .and_then(|s| SystemTime::now().duration_since(s).ok())
         .unwrap_or_default();
@@ -194,6 +205,7 @@ mod stamps {
     pub(super) fn recv(
         socket: &UdpSocket,
         buf: &mut [u8],
+        flags: libc::c_int,
     ) -> io::Result<(usize, SocketAddr, Option<SystemTime>)> {
         // SAFETY (all blocks below): plain C structs zeroed, pointers into live locals of the
         // stated sizes, and the CMSG_* walk stays within the `msg_controllen` the kernel set.
@@ -210,7 +222,7 @@ mod stamps {
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = std::mem::size_of_val(&control);
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, flags) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -527,8 +539,21 @@ fn run(peer: Peer, control: &Control, live: &Live) -> PeerReport {
         let wait = wake
             .saturating_duration_since(now)
             .max(Duration::from_micros(100));
-        let _ = socket.set_read_timeout(Some(wait));
-        if let Some((n, source, wait)) = recv_stamped(&socket, &mut buf) {
+        let got = if control.busy_poll && publishing.is_none() {
+            loop {
+                if let Some(got) = recv_stamped(&socket, &mut buf, libc::MSG_DONTWAIT) {
+                    break Some(got);
+                }
+                if Instant::now() >= wake || control.stop.load(Ordering::Relaxed) {
+                    break None;
+                }
+                std::thread::yield_now();
+            }
+        } else {
+            let _ = socket.set_read_timeout(Some(wait));
+            recv_stamped(&socket, &mut buf, 0)
+        };
+        if let Some((n, source, wait)) = got {
             let now = Instant::now();
             // When the datagram arrived, not when this thread got to read it.
             let at = now.checked_sub(wait).unwrap_or(now);

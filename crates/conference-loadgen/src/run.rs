@@ -48,6 +48,8 @@ pub struct Load {
     pub server_pid: Option<u32>,
     /// Address the peers bind to.
     pub ip: IpAddr,
+    /// Subscribers poll their sockets without sleeping (see [`Control::busy_poll`]).
+    pub busy_poll: bool,
 }
 
 /// What one run measured.
@@ -370,7 +372,10 @@ async fn setup_janus(
 /// Runs the load against `target`.
 pub async fn run(target: &Target, load: &Load) -> Result<Report> {
     let _ = crate::media::epoch();
-    let control = Arc::new(Control::default());
+    let control = Arc::new(Control {
+        busy_poll: load.busy_poll,
+        ..Control::default()
+    });
     let (peers, signalling, server) = match target {
         Target::Iris(t) => {
             let (p, s) = setup_iris(t, load, &control).await?;
