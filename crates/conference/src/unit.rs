@@ -262,31 +262,51 @@ fn install_crypto() {
     ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
 }
 
-/// Starts the unit; returns its handle and the stream of notices for the signalling layer.
+/// Starts the unit on its own thread; returns its handle and the stream of notices for the
+/// signalling layer.
+///
+/// The unit is one task on a current-thread runtime of its own (thread `iris-conference`):
+/// a datagram wakes that thread straight out of `epoll_wait`, with no hand-over between the
+/// workers of the shared runtime, and nothing else the process does (XMPP, HTTP, relay) queues
+/// in front of forwarded media.
 pub async fn start(
     config: ConferenceConfig,
 ) -> std::io::Result<(ConferenceHandle, mpsc::Receiver<Notice>)> {
     install_crypto();
-    let mut sockets = Sockets::new(config.clone())?;
-    let addr = match config.single_port {
-        Some(port) => sockets.bind(port)?.1,
-        None => SocketAddr::new(config.announced_ip(), config.port_min),
-    };
     let (commands_tx, commands) = mpsc::channel(256);
     let (notices_tx, notices) = mpsc::channel(NOTICE_QUEUE);
-    let unit = Unit {
-        config,
-        sockets,
-        sessions: HashMap::new(),
-        by_addr: HashMap::new(),
-        rooms: HashMap::new(),
-        notices: notices_tx,
-        next_id: 1,
-        routes: Vec::new(),
-        touched: Vec::new(),
-        counters: Counters::register(),
-    };
-    tokio::spawn(unit.run(commands));
+    let (started_tx, started) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("iris-conference".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                // The sockets register with this thread's runtime, so they are made here.
+                let unit = match Unit::new(config, notices_tx) {
+                    Ok((unit, addr)) => {
+                        let _ = started_tx.send(Ok(addr));
+                        unit
+                    }
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                unit.run(commands).await;
+            });
+        })?;
+    let addr = started
+        .await
+        .map_err(|_| std::io::Error::other("the conference thread ended while starting"))??;
     let handle = ConferenceHandle {
         commands: commands_tx,
         draining: Arc::new(AtomicBool::new(false)),
@@ -518,6 +538,32 @@ struct Unit {
 }
 
 impl Unit {
+    /// The unit with its sockets bound (single-port mode: the one port); returns the media
+    /// address clients are told.
+    fn new(
+        config: ConferenceConfig,
+        notices: mpsc::Sender<Notice>,
+    ) -> std::io::Result<(Self, SocketAddr)> {
+        let mut sockets = Sockets::new(config.clone())?;
+        let addr = match config.single_port {
+            Some(port) => sockets.bind(port)?.1,
+            None => SocketAddr::new(config.announced_ip(), config.port_min),
+        };
+        let unit = Unit {
+            config,
+            sockets,
+            sessions: HashMap::new(),
+            by_addr: HashMap::new(),
+            rooms: HashMap::new(),
+            notices,
+            next_id: 1,
+            routes: Vec::new(),
+            touched: Vec::new(),
+            counters: Counters::register(),
+        };
+        Ok((unit, addr))
+    }
+
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let epoll = self.sockets.epoll.clone();
         let mut ready: Vec<u64> = Vec::with_capacity(iris_udp::EPOLL_EVENTS);

@@ -252,3 +252,25 @@ async fn range_mode_gives_each_participant_its_own_port() {
         "media flows in range mode"
     );
 }
+
+/// The unit runs on a thread of its own: media keeps flowing while the runtime that started
+/// it (here the test's only thread) is blocked — a busy signalling or HTTP task elsewhere in
+/// the process cannot hold forwarded packets back.
+#[tokio::test(flavor = "current_thread")]
+async fn media_flows_while_the_starting_runtime_is_blocked() {
+    let (unit, _notices) = iris_conference::start(config()).await.expect("start");
+    let _publisher = Client::join(&unit, "room1", "alice", PUBLISHER).await;
+    let grid = Client::join(&unit, "room1", "bob", subscriber(2)).await;
+    assert!(
+        eventually(Duration::from_secs(10), || grid.audio_from(1) > 0).await,
+        "audio forwarded"
+    );
+    let (audio_before, all_before) = (grid.audio_from(1), grid.frames());
+    // Block this runtime's one thread: no task of it runs for a second.
+    std::thread::sleep(Duration::from_secs(1));
+    let audio = grid.audio_from(1) - audio_before;
+    let video = grid.frames() - all_before - audio;
+    // 50 audio packets/s and 30 video frames/s are sent; most of a second's worth arrives.
+    assert!(audio >= 30, "audio kept flowing: {audio} packets in 1 s");
+    assert!(video >= 18, "video kept flowing: {video} frames in 1 s");
+}
