@@ -12,8 +12,8 @@
 # layer (m = 360p) of its video, all with real ICE and DTLS-SRTP. Iris is driven over
 # XMPP-over-WebSocket (a bubble, its conference IQs), Janus over its HTTP API (videoroom join,
 # publish, subscribe, configure substream). Janus only gathers candidates on non-loopback
-# interfaces, so everything runs in a scratch network namespace with a veth address
-# (10.213.0.1); traffic to it stays on the local route like loopback.
+# interfaces, so the servers run in a scratch network namespace with a veth address
+# (10.213.0.1), the load generator at the other end of the veth pair (NET below).
 #
 # Reports, per server: forwarded packets/s (media packets the subscribers decrypted), server
 # CPU seconds in the window (/proc/PID/stat utime+stime), packets per CPU-second, the latency
@@ -23,7 +23,11 @@
 # DURATION (20), RUNS (1), SERVER_CPUS (0), LOADGEN_CPUS (1), SERVERS ("iris janus"), SINGLE_PORT
 # (Iris: 1 = one UDP port, 0 = one port per participant), BUSY_POLL (0; 1 = subscribers poll
 # their sockets without sleeping, so neither server pays for waking the load generator's
-# threads over loopback), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
+# threads over loopback), NET (veth, the default: the load generator gets its own namespace
+# and address behind a veth pair whose receive side is steered (RPS) to the receiving side's
+# cores, as a NIC hands packets to the host that receives them; loopback: server and load
+# generator share one address in one namespace, so each datagram is delivered inside the
+# sender's sendmsg, waking of the receiving thread included), SKIP_BUILD=1, IRIS_BIN, LOADGEN.
 # Needs: Debian packages janus, iproute2, util-linux (taskset), python3; root (netns).
 set -euo pipefail
 
@@ -42,11 +46,13 @@ SINGLE_PORT="${SINGLE_PORT:-1}"
 BUSY_POLL="${BUSY_POLL:-0}"
 poll_flag=()
 if [ "$BUSY_POLL" = 1 ]; then poll_flag=(--busy-poll); fi
+NET="${NET:-veth}"
 PASSWORD=bench-password
 IP=10.213.0.1
 PORT=38443
 JANUS_PORT=38088
 ns="cbench-$$"
+gen_ns="cbench-gen-$$"
 work="$(mktemp -d /tmp/iris-conf-bench.XXXXXX)"
 server_pid=""
 
@@ -65,6 +71,7 @@ stop_server() {
 cleanup() {
     stop_server
     ip netns del "$ns" 2>/dev/null || true
+    ip netns del "$gen_ns" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -74,7 +81,31 @@ in_ns ip link set lo up
 in_ns ip link add cb0 type veth peer name cb1
 in_ns ip addr add "$IP/24" dev cb0
 in_ns ip link set cb0 up
-in_ns ip link set cb1 up
+# A CPU list ("0", "0,2", "1-3") as the hexadecimal mask rps_cpus takes.
+cpu_mask() { python3 -c 'import sys
+m = 0
+for part in sys.argv[1].split(","):
+    a, _, b = part.partition("-")
+    for c in range(int(a), int(b or a) + 1):
+        m |= 1 << c
+print(format(m, "x"))' "$1"; }
+if [ "$NET" = veth ]; then
+    GEN_IP=10.213.0.2
+    HTTP_IP="$IP"
+    ip netns add "$gen_ns"
+    in_ns ip link set cb1 netns "$gen_ns"
+    ip netns exec "$gen_ns" ip link set lo up
+    ip netns exec "$gen_ns" ip addr add "$GEN_IP/24" dev cb1
+    ip netns exec "$gen_ns" ip link set cb1 up
+    in_ns sh -c "echo $(cpu_mask "$SERVER_CPUS") > /sys/class/net/cb0/queues/rx-0/rps_cpus"
+    ip netns exec "$gen_ns" sh -c "echo $(cpu_mask "$LOADGEN_CPUS") > /sys/class/net/cb1/queues/rx-0/rps_cpus"
+    gen_exec() { ip netns exec "$gen_ns" "$@"; }
+else
+    in_ns ip link set cb1 up
+    GEN_IP="$IP"
+    HTTP_IP=127.0.0.1
+    gen_exec() { in_ns "$@"; }
+fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     (cd "$root" && cargo build --release -q -p iris -p iris-conference-loadgen)
@@ -88,7 +119,7 @@ participants=$((PUBLISHERS + SUBSCRIBERS))
 # The measured process is the server itself (ip netns exec and taskset exec it).
 wait_port() {
     for _ in $(seq 1 300); do
-        if in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+        if in_ns bash -c "exec 3<>/dev/tcp/$HTTP_IP/$1" 2>/dev/null; then
             echo "server pid $server_pid ($(cat "/proc/$server_pid/comm" 2>/dev/null))"
             return 0
         fi
@@ -99,14 +130,14 @@ wait_port() {
 }
 
 loadgen() {
-    in_ns taskset -c "$LOADGEN_CPUS" "$LOADGEN" --publishers "$PUBLISHERS" --subscribers "$SUBSCRIBERS" \
-        --layer "$LAYER" --warmup-secs "$WARMUP" --duration-secs "$DURATION" --ip "$IP" "${poll_flag[@]}" \
+    gen_exec taskset -c "$LOADGEN_CPUS" "$LOADGEN" --publishers "$PUBLISHERS" --subscribers "$SUBSCRIBERS" \
+        --layer "$LAYER" --warmup-secs "$WARMUP" --duration-secs "$DURATION" --ip "$GEN_IP" "${poll_flag[@]}" \
         --server-pid "$server_pid" "$@"
 }
 
 run_iris() {
     local dir="$work/iris-$round"; mkdir -p "$dir"
-    export IRIS_DOMAIN=localhost IRIS_HTTP__LISTEN="[\"127.0.0.1:$PORT\"]" IRIS_HTTP__PLAIN_LISTEN="[]" \
+    export IRIS_DOMAIN=localhost IRIS_HTTP__LISTEN="[\"$HTTP_IP:$PORT\"]" IRIS_HTTP__PLAIN_LISTEN="[]" \
         IRIS_XMPP__C2S_LISTEN="[]" IRIS_XMPP__DIRECT_TLS_LISTEN="[]" \
         IRIS_RELAY__UDP_LISTEN="[\"127.0.0.1:0\"]" IRIS_RELAY__TCP_LISTEN="[]" IRIS_RELAY__RELAY_IPS="[\"127.0.0.1\"]" \
         IRIS_CONFERENCE__BIND="$IP" IRIS_CONFERENCE__MAX_PARTICIPANTS=$((participants + 1))
@@ -116,7 +147,7 @@ run_iris() {
     ip netns exec "$ns" taskset -c "$SERVER_CPUS" "$IRIS_EXE" serve --data-dir "$dir" > "$dir/stdout.log" 2>&1 &
     server_pid=$!
     wait_port "$PORT"
-    loadgen --server iris --url "wss://127.0.0.1:$PORT/xmpp-websocket" --room bench \
+    loadgen --server iris --url "wss://$HTTP_IP:$PORT/xmpp-websocket" --room bench \
         --user-prefix bench --password "$PASSWORD" --json "$work/iris-$round.json"
     stop_server
 }
@@ -125,17 +156,18 @@ run_janus() {
     local dir="$work/janus-$round"; mkdir -p "$dir"
     for f in "$here"/janus/*.jcfg; do
         sed -e "s#@DIR@#$dir#g" -e "s#@RTP_MIN@#20000#" -e "s#@RTP_MAX@#40000#" \
-            -e "s#@HTTP_PORT@#$JANUS_PORT#" "$f" > "$dir/$(basename "$f")"
+            -e "s#@HTTP_PORT@#$JANUS_PORT#" -e "s#@HTTP_IP@#$HTTP_IP#" \
+            -e "s#@HTTP_IF@#$([ "$NET" = veth ] && echo cb0 || echo lo)#" "$f" > "$dir/$(basename "$f")"
     done
     ip netns exec "$ns" taskset -c "$SERVER_CPUS" janus -F "$dir" -C "$dir/janus.jcfg" -o > "$dir/stdout.log" 2>&1 &
     server_pid=$!
     wait_port "$JANUS_PORT"
-    loadgen --server janus --url "http://127.0.0.1:$JANUS_PORT/janus" --room 1234 --json "$work/janus-$round.json"
+    loadgen --server janus --url "http://$HTTP_IP:$JANUS_PORT/janus" --room 1234 --json "$work/janus-$round.json"
     stop_server
 }
 
 echo "load: $PUBLISHERS publishers x $SUBSCRIBERS subscribers, layer $LAYER, ${DURATION}s window after ${WARMUP}s warm-up;" \
-    "server on CPU $SERVER_CPUS, load generator on CPU $LOADGEN_CPUS"
+    "server on CPU $SERVER_CPUS, load generator on CPU $LOADGEN_CPUS, network $NET"
 for round in $(seq 1 "$RUNS"); do
     for s in $SERVERS; do
         echo "== $s (round $round of $RUNS, load average $(cut -d' ' -f1-3 /proc/loadavg))"
