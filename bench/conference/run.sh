@@ -47,6 +47,7 @@ BUSY_POLL="${BUSY_POLL:-0}"
 poll_flag=()
 if [ "$BUSY_POLL" = 1 ]; then poll_flag=(--busy-poll); fi
 NET="${NET:-veth}"
+case "$NET" in veth | loopback) ;; *) echo "NET must be veth or loopback, not $NET" >&2; exit 2 ;; esac
 PASSWORD=bench-password
 IP=10.213.0.1
 PORT=38443
